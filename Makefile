@@ -1,0 +1,55 @@
+# The two commands a fresh machine needs:  make serve  |  make test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# MNIST for the tests: the project's shared copy when it is there, else the default cache
+# (where `digits train` downloads it on a connected machine).
+export DIGITS_DATA_DIR ?= $(abspath $(wildcard ../shared/data/mnist))
+ifeq ($(strip $(DIGITS_DATA_DIR)),)
+unexport DIGITS_DATA_DIR
+endif
+
+.PHONY: serve test venv test-venv system-deps lint clean
+
+$(BIN)/digits: pyproject.toml .ci/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c .ci/constraints.txt -e .
+	touch $@
+
+venv: $(BIN)/digits
+
+$(VENV)/.test-deps: $(BIN)/digits
+	$(BIN)/pip install -q -c .ci/constraints.txt -e '.[test]'
+	touch $@
+
+test-venv: $(VENV)/.test-deps
+
+## Debian packages the tests drive for real: Java for TorchServe, Prometheus, headless Chromium.
+system-deps:
+	@missing=""; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	if [ -n "$$missing" ]; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+## Run the service on the shipped model, on CPU, at http://127.0.0.1:8000
+serve: venv
+	$(BIN)/digits serve
+
+## Set everything up and run the whole test suite
+test: system-deps test-venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: test-venv
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""MNIST data, the ConvNet, its training job and its TorchScript artifact."""

@@ -1,0 +1,91 @@
+"""The model card: everything a server or a reader needs to know about an artifact."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+LayerKind = Literal["conv", "maxpool", "flatten", "linear"]
+
+
+class Layer(BaseModel):
+    """One row of the layer table, read off the model itself."""
+
+    name: str
+    kind: LayerKind
+    kernel_size: int | None = None
+    stride: int | None = None
+    padding: int | None = None
+    output_shape: list[int] = Field(description="Per-sample output shape: [C, H, W] or [features]")
+    feature_map: bool = Field(description="Whether forward_features returns this layer's output")
+
+
+class InputSpec(BaseModel):
+    shape: list[int] = [1, 28, 28]
+    dtype: str = "float32"
+    value_range: tuple[float, float] = (0.0, 1.0)
+    mean: float
+    std: float
+    description: str = (
+        "Grayscale, ink bright on a black background (MNIST convention), scaled to value_range, "
+        "then normalized as (x - mean) / std"
+    )
+
+
+class Training(BaseModel):
+    seed: int
+    epochs: int
+    batch_size: int
+    wall_time_seconds: float
+    device: str
+    torch_version: str
+    optimizer: str
+    schedule: str
+    data_sha256: dict[str, str]
+    epoch_losses: list[float]
+    epoch_test_accuracy: list[float]
+
+
+class Evaluation(BaseModel):
+    test_samples: int
+    accuracy: float
+    per_class_accuracy: list[float]
+    confusion_matrix: list[list[int]] = Field(description="Rows: true label, columns: predicted label")
+
+
+class ModelCard(BaseModel):
+    name: str
+    version: str
+    artifact: str = Field(description="File name of the TorchScript artifact beside this card")
+    sha256: str
+    parameter_count: int
+    labels: list[str] = [str(d) for d in range(10)]
+    input: InputSpec
+    layers: list[Layer]
+    training: Training
+    evaluation: Evaluation
+
+    @property
+    def feature_layers(self) -> list[str]:
+        return [layer.name for layer in self.layers if layer.feature_map]
+
+
+def card_path_for(artifact: Path) -> Path:
+    return artifact.with_suffix(".json")
+
+
+def load_card(artifact: Path) -> ModelCard:
+    return ModelCard.model_validate_json(card_path_for(artifact).read_text())
+
+
+def save_card(card: ModelCard, artifact: Path) -> Path:
+    path = card_path_for(artifact)
+    path.write_text(card.model_dump_json(indent=2) + "\n")
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,0 +1,47 @@
+"""Accuracy of a TorchScript artifact on the MNIST test digits."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from model.card import Evaluation
+from model.mnist import Split
+
+EVAL_BATCH_SIZE = 1000
+
+
+def normalize(images: np.ndarray, mean: float, std: float) -> torch.Tensor:
+    """uint8 ``[N, 28, 28]`` images to the normalized float ``[N, 1, 28, 28]`` the model takes."""
+    x = torch.from_numpy(images).to(torch.float32).div_(255.0).unsqueeze(1)
+    return x.sub_(mean).div_(std)
+
+
+@torch.no_grad()
+def predict_labels(module: torch.nn.Module, images: np.ndarray, mean: float, std: float) -> np.ndarray:
+    labels = []
+    for start in range(0, len(images), EVAL_BATCH_SIZE):
+        logits = module(normalize(images[start : start + EVAL_BATCH_SIZE], mean, std))
+        labels.append(logits.argmax(dim=1).numpy())
+    return np.concatenate(labels)
+
+
+def evaluate(module: torch.nn.Module, split: Split, mean: float, std: float, num_classes: int = 10) -> Evaluation:
+    predicted = predict_labels(module, split.images, mean, std)
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(confusion, (split.labels, predicted), 1)
+    per_class = confusion.diagonal() / confusion.sum(axis=1).clip(min=1)
+    return Evaluation(
+        test_samples=len(split.labels),
+        accuracy=float(confusion.diagonal().sum() / len(split.labels)),
+        per_class_accuracy=[round(float(a), 6) for a in per_class],
+        confusion_matrix=confusion.tolist(),
+    )
+
+
+def format_report(evaluation: Evaluation) -> str:
+    """A per-class table for the terminal."""
+    lines = [f"accuracy {evaluation.accuracy:.2%} on {evaluation.test_samples} test digits", "", "class  samples  accuracy"]
+    for label, (row, accuracy) in enumerate(zip(evaluation.confusion_matrix, evaluation.per_class_accuracy, strict=True)):
+        lines.append(f"{label:>5}  {sum(row):>7}  {accuracy:>8.2%}")
+    return "\n".join(lines)

@@ -1,0 +1,19 @@
+"""Where the training and evaluation jobs find MNIST (environment prefix ``DIGITS_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from model.mnist import DEFAULT_MIRRORS
+
+ARTIFACT_DIR = Path(__file__).parent / "artifacts"
+DEFAULT_ARTIFACT = ARTIFACT_DIR / "digits.pt"
+
+
+class DataSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DIGITS_", extra="ignore")
+
+    data_dir: Path = Path.home() / ".cache" / "digits" / "mnist"
+    mnist_mirrors: tuple[str, ...] = DEFAULT_MIRRORS

@@ -1,0 +1,1 @@
+"""The digits gateway: validation, preprocessing, batching, backends, metrics."""

@@ -1,0 +1,1 @@
+"""Where the model runs: in this process (``embedded``) or in TorchServe (``torchserve``)."""

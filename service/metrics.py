@@ -1,0 +1,54 @@
+"""Prometheus metrics of the gateway (units: seconds). Names are a contract with the dashboards."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+
+# The *_created series double the output and no dashboard reads them.
+disable_created_metrics()
+
+# Fine enough to read a p99 of a few milliseconds, wide enough to see a stall.
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0065, 0.008, 0.01, 0.0125, 0.015, 0.02,
+    0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+BATCH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256)
+
+
+class Metrics:
+    """All collectors, on a registry of their own so that several apps can live in one process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            "digits_http_requests", "HTTP requests by route, method and status", ["route", "method", "status"], registry=r
+        )
+        self.http_duration = Histogram(
+            "digits_http_request_duration_seconds",
+            "Time from request start to the end of the response",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inference_duration = Histogram(
+            "digits_inference_duration_seconds", "Duration of one model call (a whole batch)",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.batch_size = Histogram("digits_batch_size", "Images per model call", buckets=BATCH_BUCKETS, registry=r)
+        self.queue_wait = Histogram(
+            "digits_queue_wait_seconds", "Time a request waited for its batch to start",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.queue_depth = Gauge("digits_queue_depth", "Images waiting for the model", registry=r)
+        self.inflight = Gauge("digits_inflight_requests", "HTTP requests being served", registry=r)
+        self.predictions = Counter("digits_predictions", "Predictions by label", ["label"], registry=r)
+        self.errors = Counter("digits_errors", "Error responses by code", ["code"], registry=r)
+        self.model_info = Gauge(
+            "digits_model_info", "The served model", ["name", "version", "sha256", "backend", "device"], registry=r
+        )
+        for label in range(10):
+            self.predictions.labels(label=str(label))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,103 @@
+"""Make real-world digits look like MNIST digits, the way MNIST itself was made.
+
+``auto`` takes any grayscale image (a photo or scan, dark ink on light paper or the
+reverse, any size, off-centre, with margins) and:
+
+1. detects the polarity from the border (the paper) and inverts so ink is bright;
+2. subtracts the paper level and crops to the ink's bounding box;
+3. scales the longer side to 20 px, keeping the aspect ratio, with antialiasing;
+4. places it in a 28x28 field so that the ink's centre of mass is at the centre;
+5. normalizes with the model card's mean and std.
+
+``none`` accepts only 28x28 inputs already in MNIST convention (ink bright on black,
+values 0-255) and only normalizes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+from service.errors import ApiError, ErrorCode
+
+FIELD = 28
+BOX = 20
+# Ink is what stands this far above the paper, as a fraction of the darkest stroke:
+# low enough to keep faint strokes, high enough to ignore JPEG ringing and paper grain.
+INK_THRESHOLD = 0.25
+# Below this contrast (out of 255) there is no ink at all, only paper.
+MIN_CONTRAST = 24.0
+
+Mode = Literal["auto", "none"]
+
+
+@dataclass(frozen=True)
+class Normalization:
+    mean: float
+    std: float
+
+    def apply(self, field: np.ndarray) -> np.ndarray:
+        """``[28, 28]`` values 0-255 to the normalized float32 the model takes."""
+        return ((field.astype(np.float32) * np.float32(1 / 255)) - np.float32(self.mean)) * np.float32(1 / self.std)
+
+
+def check_pixels(values: np.ndarray, index: int) -> None:
+    if values.ndim != 2:
+        raise ApiError(ErrorCode.invalid_pixels, f"pixels must be a 2-D array, got {values.ndim}-D", index=index)
+    if values.size == 0:
+        raise ApiError(ErrorCode.invalid_pixels, "pixels is empty", index=index)
+    if not np.isfinite(values).all():
+        raise ApiError(ErrorCode.invalid_pixels, "pixels contains NaN or infinity", index=index)
+    if values.min() < 0 or values.max() > 255:
+        raise ApiError(ErrorCode.invalid_pixels, "pixel values must lie in 0-255", index=index)
+
+
+def to_mnist_field(gray: np.ndarray, mode: Mode, index: int) -> np.ndarray:
+    """A 28x28 float32 field with values 0-255, ink bright, ready for normalization."""
+    if mode == "none":
+        if gray.shape != (FIELD, FIELD):
+            raise ApiError(
+                ErrorCode.wrong_image_size,
+                f"preprocess=none takes 28x28 inputs, got {gray.shape[1]}x{gray.shape[0]}; use preprocess=auto",
+                index=index,
+            )
+        return gray.astype(np.float32, copy=False)
+    return _mnistify(gray.astype(np.float32, copy=False), index)
+
+
+def _mnistify(gray: np.ndarray, index: int) -> np.ndarray:
+    border = np.concatenate([gray[0, :], gray[-1, :], gray[:, 0], gray[:, -1]])
+    paper = float(np.median(border))
+    if paper > 127.5:
+        gray, paper = 255.0 - gray, 255.0 - paper
+    ink = np.clip(gray - paper, 0.0, None)
+    peak = float(ink.max())
+    if peak < MIN_CONTRAST:
+        raise ApiError(ErrorCode.image_empty, "no ink found: the image is blank or has no contrast", index=index)
+    rows = np.flatnonzero((ink >= INK_THRESHOLD * peak).any(axis=1))
+    cols = np.flatnonzero((ink >= INK_THRESHOLD * peak).any(axis=0))
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] * (255.0 / peak)
+    height, width = crop.shape
+    scale = BOX / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    digit = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
+    digit = np.clip(digit, 0.0, 255.0)
+    return _centre_by_mass(digit)
+
+
+def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
+    height, width = digit.shape
+    mass = float(digit.sum())
+    cy = float((digit.sum(axis=1) * np.arange(height)).sum() / mass)
+    cx = float((digit.sum(axis=0) * np.arange(width)).sum() / mass)
+    top = int(round(FIELD / 2 - 0.5 - cy))
+    left = int(round(FIELD / 2 - 0.5 - cx))
+    # Keep the whole box inside the field even when the mass sits far off its centre.
+    top = min(max(top, 0), FIELD - height)
+    left = min(max(left, 0), FIELD - width)
+    field = np.zeros((FIELD, FIELD), dtype=np.float32)
+    field[top : top + height, left : left + width] = digit
+    return field

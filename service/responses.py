@@ -1,0 +1,46 @@
+"""Turn a batch output into the predict response body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.responses import Response
+
+from service.backends.base import BatchOutput
+from service.features import FeatureFormat, encode_feature_map
+
+
+class JSONBytesResponse(Response):
+    """A JSON response whose body was already serialized (by orjson, numpy arrays included)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return content if isinstance(content, bytes) else orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def predictions(
+    output: BatchOutput, *, top_k: int, layers: list[str], feature_format: FeatureFormat
+) -> list[dict[str, Any]]:
+    probabilities = output.probabilities
+    ranked = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
+    result = []
+    for i, row in enumerate(probabilities):
+        label = int(ranked[i, 0])
+        prediction: dict[str, Any] = {
+            "label": label,
+            "confidence": float(row[label]),
+            "probabilities": row,
+            "top_k": [{"label": int(k), "probability": float(row[k])} for k in ranked[i]],
+        }
+        if layers:
+            assert output.features is not None, "the batch ran without features"
+            prediction["features"] = {name: encode_feature_map(output.features[name][i], feature_format) for name in layers}
+        result.append(prediction)
+    return result
+
+
+def predict_body(model: dict[str, str], items: list[dict[str, Any]]) -> bytes:
+    return orjson.dumps({"model": model, "predictions": items}, option=orjson.OPT_SERIALIZE_NUMPY)

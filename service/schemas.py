@@ -1,0 +1,95 @@
+"""Request and response bodies of the predict API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+EXAMPLE_PIXELS = [[0] * 28 for _ in range(28)]
+
+
+class PredictOptions(BaseModel):
+    """Options of a prediction: query parameters for multipart, body fields for JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preprocess: Literal["auto", "none"] = Field(
+        "auto",
+        description="auto: turn any photo or scan into an MNIST-style digit; "
+        "none: the input is already 28x28, ink bright on black, values 0-255",
+    )
+    features: list[str] | None = Field(
+        None, description='layer names from the model card whose feature maps to return, or ["all"]'
+    )
+    feature_format: Literal["array", "png"] = Field(
+        "array", description="array: base64 little-endian float32 with shape; png: channels tiled in a grid"
+    )
+    top_k: int = Field(3, ge=1, le=10, description="how many of the most likely labels to list")
+
+
+class Instance(BaseModel):
+    """One input: an encoded image file (base64) or a 2-D array of gray values 0-255."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str | None = Field(None, description="base64 of an image file (PNG, JPEG, BMP, GIF, WebP, TIFF)")
+    pixels: list[list[float]] | None = Field(None, description="2-D grayscale array, values 0-255")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Instance:
+        if (self.image is None) == (self.pixels is None):
+            raise ValueError("give exactly one of 'image' or 'pixels'")
+        return self
+
+
+class PredictRequest(PredictOptions):
+    instances: Annotated[list[Instance], Field(min_length=1)]
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"instances": [{"pixels": EXAMPLE_PIXELS}], "preprocess": "none", "top_k": 3}]},
+    )
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class TopK(BaseModel):
+    label: int
+    probability: float
+
+
+class FeatureMap(BaseModel):
+    """One layer's feature maps: raw float32 (format array) or a tiled PNG (format png)."""
+
+    format: Literal["array", "png"]
+    shape: list[int] = Field(description="[channels, height, width]")
+    dtype: str | None = Field(None, description="array only: always float32, little-endian")
+    data: str = Field(description="base64 of the float32 bytes (array) or of the PNG file (png)")
+    grid: dict[str, int] | None = Field(None, description="png only: rows and cols of the channel grid")
+
+
+class Prediction(BaseModel):
+    label: int
+    confidence: float
+    probabilities: list[float] = Field(min_length=10, max_length=10)
+    top_k: list[TopK]
+    features: dict[str, FeatureMap] | None = None
+
+
+class PredictResponse(BaseModel):
+    model: ModelRef
+    predictions: list[Prediction]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    index: int | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
