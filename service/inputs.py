@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
@@ -74,10 +75,11 @@ async def _read_multipart(request: Request, limits: Limits) -> tuple[PredictOpti
     options = _query_options(request)
     try:
         form = await request.form(max_files=limits.max_images, max_fields=16)
-    except MultiPartException as exc:
-        if "Too many files" in exc.message:
+    except (MultiPartException, HTTPException) as exc:  # Starlette wraps parser errors in a 400 HTTPException
+        detail = str(exc.detail if isinstance(exc, HTTPException) else exc.message)
+        if "Too many files" in detail:
             raise ApiError(ErrorCode.too_many_images, f"too many files; the limit is {limits.max_images}") from exc
-        raise ApiError(ErrorCode.invalid_request, f"malformed multipart body: {exc.message}") from exc
+        raise ApiError(ErrorCode.invalid_request, f"malformed multipart body: {detail}") from exc
     try:
         files = [part for part in form.getlist("file") if isinstance(part, UploadFile)]
         if not files:

@@ -29,11 +29,12 @@ def predictions(
     result = []
     for i, row in enumerate(probabilities):
         label = int(ranked[i, 0])
+        # numpy float32 throughout, so a probability reads the same wherever it appears
         prediction: dict[str, Any] = {
             "label": label,
-            "confidence": float(row[label]),
+            "confidence": row[label],
             "probabilities": row,
-            "top_k": [{"label": int(k), "probability": float(row[k])} for k in ranked[i]],
+            "top_k": [{"label": int(k), "probability": row[k]} for k in ranked[i]],
         }
         if layers:
             assert output.features is not None, "the batch ran without features"

@@ -1,0 +1,96 @@
+"""The batcher with the real embedded model."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.backends.embedded import EmbeddedBackend
+from service.batcher import Batcher
+from service.errors import ApiError, ErrorCode
+from service.metrics import Metrics
+
+
+@pytest.fixture
+async def backend(artifact: Path) -> AsyncIterator[EmbeddedBackend]:
+    model = EmbeddedBackend(artifact, "cpu")
+    await model.setup()
+    yield model
+    await model.close()
+
+
+def images(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, 1, (n, 1, 28, 28)).astype(np.float32)
+
+
+def sample_count(metrics: Metrics, name: str) -> tuple[float, float]:
+    count = metrics.registry.get_sample_value(f"{name}_count") or 0.0
+    total = metrics.registry.get_sample_value(f"{name}_sum") or 0.0
+    return count, total
+
+
+async def test_concurrent_requests_share_model_calls(backend: EmbeddedBackend) -> None:
+    metrics = Metrics()
+    batcher = Batcher(backend, metrics, max_batch_size=32, max_wait_seconds=0.02, max_queue_images=64)
+    batcher.start()
+    inputs = [images(1, seed) for seed in range(20)]
+    outputs = await asyncio.gather(*(batcher.submit(x, with_features=False) for x in inputs))
+    await batcher.stop()
+    calls, batched_images = sample_count(metrics, "digits_batch_size")
+    assert batched_images == 20
+    assert calls < 5
+    alone = [await backend.predict(x, with_features=False) for x in inputs]
+    for got, expected in zip(outputs, alone, strict=True):
+        np.testing.assert_allclose(got.probabilities, expected.probabilities, atol=1e-5)
+
+
+async def test_batches_never_exceed_the_maximum(backend: EmbeddedBackend) -> None:
+    metrics = Metrics()
+    batcher = Batcher(backend, metrics, max_batch_size=4, max_wait_seconds=0.01, max_queue_images=64)
+    batcher.start()
+    await asyncio.gather(*(batcher.submit(images(3, s), with_features=False) for s in range(6)))
+    await batcher.stop()
+    assert metrics.registry.get_sample_value("digits_batch_size_bucket", {"le": "4.0"}) == 6
+
+
+async def test_features_only_when_asked(backend: EmbeddedBackend) -> None:
+    batcher = Batcher(backend, Metrics(), max_batch_size=8, max_wait_seconds=0.01, max_queue_images=16)
+    batcher.start()
+    plain, featured = await asyncio.gather(
+        batcher.submit(images(1, 0), with_features=False), batcher.submit(images(2, 1), with_features=True)
+    )
+    await batcher.stop()
+    assert featured.features is not None and next(iter(featured.features.values())).shape[0] == 2
+    assert len(plain) == 1
+
+
+async def test_full_queue_answers_503_with_retry_after(backend: EmbeddedBackend) -> None:
+    batcher = Batcher(backend, Metrics(), max_batch_size=4, max_wait_seconds=0.0, max_queue_images=4,
+                      retry_after_seconds=2)  # fmt: skip
+    batcher.start()
+    results = await asyncio.gather(*(batcher.submit(images(1, s), False) for s in range(10)), return_exceptions=True)
+    await batcher.stop()
+    refused = [r for r in results if isinstance(r, ApiError)]
+    assert len(refused) == 6
+    assert all(e.code == ErrorCode.queue_full and e.status == 503 and e.headers["Retry-After"] == "2" for e in refused)
+
+
+async def test_stop_serves_everything_queued(backend: EmbeddedBackend) -> None:
+    batcher = Batcher(backend, Metrics(), max_batch_size=2, max_wait_seconds=0.05, max_queue_images=64)
+    batcher.start()
+    pending = [asyncio.ensure_future(batcher.submit(images(1, s), False)) for s in range(15)]
+    await asyncio.sleep(0)
+    await batcher.stop()
+    assert all(len(task.result()) == 1 for task in pending)
+    with pytest.raises(ApiError) as excinfo:
+        await batcher.submit(images(1, 0), False)
+    assert excinfo.value.code == ErrorCode.not_ready
+
+
+def test_bad_configuration_is_rejected(backend: EmbeddedBackend) -> None:
+    with pytest.raises(ValueError, match="max_queue_images"):
+        Batcher(backend, Metrics(), max_batch_size=64, max_wait_seconds=0.0, max_queue_images=8)

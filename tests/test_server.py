@@ -1,0 +1,73 @@
+"""A real ``digits serve`` process: readiness, metrics path, streaming limits, graceful shutdown."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import socket
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from tests.servers import ServerProcess, gateway_process
+
+
+def post_pixels(url: str, seed: int) -> tuple[int, int | None]:
+    digit = np.zeros((28, 28), np.uint8)
+    digit[4 + seed % 5 : 24, 13:16] = 255
+    body = json.dumps({"instances": [{"pixels": digit.tolist()}], "preprocess": "none"}).encode()
+    request = urllib.request.Request(f"{url}/v1/predict", data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())["predictions"][0]["label"]
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+
+
+def test_ready_and_metrics_at_exact_path(gateway: ServerProcess) -> None:
+    with urllib.request.urlopen(f"{gateway.url}/readyz") as response:
+        assert json.loads(response.read())["status"] == "ready"
+    connection = http.client.HTTPConnection(*urlsplit(gateway.url).netloc.split(":"))
+    connection.request("GET", "/metrics")
+    response = connection.getresponse()
+    assert response.status == 200  # served at /metrics itself, no redirect
+    assert b"digits_model_info" in response.read()
+
+
+def test_chunked_body_over_the_limit_is_cut_off_while_reading(tmp_path: Path) -> None:
+    with gateway_process(tmp_path, {"DIGITS_MAX_BODY_BYTES": "65536"}) as server:
+        host, port = urlsplit(server.url).netloc.split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n")  # fmt: skip
+            chunk = b" " * 16384
+            try:
+                for _ in range(64):  # 1 MiB announced by nothing but the stream itself
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            reply = sock.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 413")
+        assert b'"code":"body_too_large"' in reply
+
+
+def test_sigterm_finishes_every_accepted_request(tmp_path: Path) -> None:
+    env = {"DIGITS_MAX_BATCH_WAIT_MS": "300", "DIGITS_MAX_BATCH_SIZE": "64"}
+    with gateway_process(tmp_path, env) as server:
+        with ThreadPoolExecutor(max_workers=24) as pool:
+            futures = [pool.submit(post_pixels, server.url, seed) for seed in range(24)]
+            time.sleep(0.15)  # requests are accepted and waiting for their batch to fill
+            server.process.send_signal(signal.SIGTERM)
+            results = [f.result() for f in futures]
+        # uvicorn re-raises the signal after its graceful shutdown: exit by SIGTERM is the clean end
+        assert server.process.wait(30) in (0, -signal.SIGTERM)
+        log = server.log()
+    assert [status for status, _ in results] == [200] * 24, log
+    assert all(label == 1 for _, label in results)
+    assert "Shutting down" in log

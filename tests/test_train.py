@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from model.card import file_sha256, load_card
+from model.mnist import Mnist, load_mnist
+from model.train import TrainConfig, random_affine, train
+
+
+@pytest.fixture(scope="module")
+def mnist(data_dir: Path) -> Mnist:
+    return load_mnist(data_dir, download=False)
+
+
+def test_tiny_run_is_reproducible_and_loadable(mnist: Mnist, tmp_path: Path) -> None:
+    first = train(mnist, TrainConfig(out=tmp_path / "a" / "d.pt", epochs=1, train_limit=384, progress=False))
+    second = train(mnist, TrainConfig(out=tmp_path / "b" / "d.pt", epochs=1, train_limit=384, progress=False))
+    assert first.training.epoch_losses == second.training.epoch_losses
+    assert first.training.epoch_losses[0] > 0
+
+    artifact = tmp_path / "a" / "d.pt"
+    card = load_card(artifact)
+    assert card.sha256 == file_sha256(artifact)
+    assert card.training.seed == 0 and card.training.epochs == 1
+    assert len(card.evaluation.confusion_matrix) == 10
+    assert sum(map(sum, card.evaluation.confusion_matrix)) == 10000
+    assert set(card.training.data_sha256) == {f"{n}.gz" for n in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                                                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}  # fmt: skip
+    module = torch.jit.load(str(artifact))
+    assert module(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_other_seed_gives_another_run(mnist: Mnist, tmp_path: Path) -> None:
+    a = train(mnist, TrainConfig(out=tmp_path / "a.pt", epochs=1, train_limit=128, seed=1, progress=False))
+    b = train(mnist, TrainConfig(out=tmp_path / "b.pt", epochs=1, train_limit=128, seed=2, progress=False))
+    assert a.training.epoch_losses != b.training.epoch_losses
+
+
+def test_augmentation_keeps_shape_and_range() -> None:
+    images = torch.rand(16, 1, 28, 28)
+    out = random_affine(images, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    assert not torch.allclose(out, images)
