@@ -41,7 +41,13 @@ def evaluate(module: torch.nn.Module, split: Split, mean: float, std: float, num
 
 def format_report(evaluation: Evaluation) -> str:
     """A per-class table for the terminal."""
-    lines = [f"accuracy {evaluation.accuracy:.2%} on {evaluation.test_samples} test digits", "", "class  samples  accuracy"]
-    for label, (row, accuracy) in enumerate(zip(evaluation.confusion_matrix, evaluation.per_class_accuracy, strict=True)):
+    lines = [
+        f"accuracy {evaluation.accuracy:.2%} on {evaluation.test_samples} test digits",
+        "",
+        "class  samples  accuracy",
+    ]
+    for label, (row, accuracy) in enumerate(
+        zip(evaluation.confusion_matrix, evaluation.per_class_accuracy, strict=True)
+    ):
         lines.append(f"{label:>5}  {sum(row):>7}  {accuracy:>8.2%}")
     return "\n".join(lines)

@@ -27,13 +27,13 @@ class ConvBlock(nn.Module):
 class ConvNet(nn.Module):
     """Stages of conv blocks each closed by max pooling, then a fully-connected head.
 
-    ``stages`` lists the channel widths of each stage's blocks, e.g. ``((16, 32), (32, 64))``.
+    ``stages`` lists the channel widths of each stage's blocks, e.g. ``((8, 16), (16, 32))``.
     """
 
     def __init__(
         self,
-        stages: tuple[tuple[int, ...], ...] = ((16, 32), (32, 64)),
-        hidden: int = 64,
+        stages: tuple[tuple[int, ...], ...] = ((8, 16), (16, 32)),
+        hidden: int = 128,
         num_classes: int = 10,
         image_size: int = 28,
         dropout: float = 0.25,
@@ -55,7 +55,8 @@ class ConvNet(nn.Module):
         self.fc2 = nn.Linear(hidden, num_classes)
 
     def head(self, x: Tensor) -> Tensor:
-        return self.fc2(self.dropout(torch.relu(self.fc1(self.flatten(x)))))
+        logits: Tensor = self.fc2(self.dropout(torch.relu(self.fc1(self.flatten(x)))))
+        return logits
 
     def forward(self, x: Tensor) -> Tensor:
         for layer in self.features.values():

@@ -87,7 +87,7 @@ def train(data: Mnist, config: TrainConfig) -> ModelCard:
     pixels = torch.from_numpy(train_images.copy()).to(torch.float32).div_(255.0).unsqueeze(1)
     mean, std = float(data.train.images.mean() / 255.0), float(data.train.images.std() / 255.0)
 
-    model = ConvNet().to(device, memory_format=torch.channels_last)
+    model = ConvNet().to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.max_lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train_labels) / config.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -148,7 +148,7 @@ def export(
     wall_time: float,
     history: list[EpochStats],
 ) -> ModelCard:
-    model = model.cpu().to(memory_format=torch.contiguous_format).eval()
+    model = model.cpu().to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
     scripted = torch.jit.freeze(torch.jit.script(model), preserved_attrs=["forward_features"])
     config.out.parent.mkdir(parents=True, exist_ok=True)
     scripted.save(str(config.out))

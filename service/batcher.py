@@ -72,7 +72,9 @@ class Batcher:
         """Queue ``inputs`` (float32 ``[n, 1, 28, 28]``) and wait for their share of a batch."""
         n = int(inputs.shape[0])
         if self._closing:
-            raise ApiError(ErrorCode.not_ready, "the server is shutting down", headers={"Retry-After": self._retry_after})
+            raise ApiError(
+                ErrorCode.not_ready, "the server is shutting down", headers={"Retry-After": self._retry_after}
+            )
         if self._queued_images + n > self.max_queue_images:
             raise ApiError(
                 ErrorCode.queue_full,

@@ -8,7 +8,14 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from loadtest.cli import add_benchmark as _add_benchmark
+from loadtest.cli import add_loadtest as _add_loadtest
 from model.settings import DEFAULT_ARTIFACT, DataSettings
+from service.monitoring.command import add_command as _add_monitor
+from service.torchserve.commands import add_export_mar as _add_export_mar
+from service.torchserve.commands import add_torchserve as _add_torchserve
+
+Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -55,12 +62,19 @@ def _serve(args: argparse.Namespace) -> int:
     from service.server import run_gateway
     from service.settings import Settings
 
-    overrides = {k: v for k, v in {"host": args.host, "port": args.port, "backend": args.backend}.items() if v is not None}
-    run_gateway(Settings(**overrides))
+    overrides = {
+        k: v for k, v in {"host": args.host, "port": args.port, "backend": args.backend}.items() if v is not None
+    }
+    settings = Settings(**overrides)
+    if args.backend == "torchserve":  # a local TorchServe first, then the gateway in front of it
+        from service.torchserve.commands import serve_with_torchserve
+
+        return serve_with_torchserve(settings, run_gateway)
+    run_gateway(settings)
     return 0
 
 
-def _add_train(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_train(sub: Subcommands) -> None:
     parser = sub.add_parser("train", help="train the ConvNet on MNIST and export TorchScript + model card")
     parser.add_argument("--data-dir", type=Path, help="MNIST directory (default: $DIGITS_DATA_DIR)")
     parser.add_argument("--out", type=Path, default=DEFAULT_ARTIFACT, help="TorchScript file to write")
@@ -72,22 +86,36 @@ def _add_train(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     parser.set_defaults(handler=_train)
 
 
-def _add_evaluate(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_evaluate(sub: Subcommands) -> None:
     parser = sub.add_parser("evaluate", help="accuracy of an artifact on the MNIST test set, per class")
     parser.add_argument("artifact", type=Path, nargs="?", default=DEFAULT_ARTIFACT)
     parser.add_argument("--data-dir", type=Path, help="MNIST directory (default: $DIGITS_DATA_DIR)")
     parser.set_defaults(handler=_evaluate)
 
 
-def _add_serve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_serve(sub: Subcommands) -> None:
     parser = sub.add_parser("serve", help="run the gateway (settings from DIGITS_* environment variables)")
     parser.add_argument("--host", help="bind address (default: $DIGITS_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: $DIGITS_PORT or 8000)")
-    parser.add_argument("--backend", choices=["embedded", "torchserve"], help="where the model runs")
+    parser.add_argument(
+        "--backend",
+        choices=["embedded", "torchserve"],
+        help="where the model runs; torchserve also starts a local TorchServe first "
+        "(DIGITS_BACKEND=torchserve alone connects to the one at DIGITS_TORCHSERVE_URL)",
+    )
     parser.set_defaults(handler=_serve)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_train, _add_evaluate, _add_serve]  # type: ignore[type-arg]
+COMMANDS: list[Callable[[Subcommands], None]] = [
+    _add_train,
+    _add_evaluate,
+    _add_serve,
+    _add_monitor,
+    _add_loadtest,
+    _add_benchmark,
+    _add_export_mar,
+    _add_torchserve,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -63,7 +63,9 @@ def _to_gray(image: Image.Image) -> np.ndarray:
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(paper, rgba)
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        values = np.asarray(image, dtype=np.float64)
+        values: np.ndarray = np.asarray(image, dtype=np.float64)
         span = float(values.max() - values.min()) or 1.0
-        return ((values - values.min()) * (255.0 / span)).astype(np.uint8)
-    return np.asarray(image.convert("L"), dtype=np.uint8)
+        scaled: np.ndarray = ((values - values.min()) * (255.0 / span)).astype(np.uint8)
+        return scaled
+    gray: np.ndarray = np.asarray(image.convert("L"), dtype=np.uint8)
+    return gray

@@ -93,8 +93,13 @@ class Gateway:
             self.setup_error = f"backend setup failed: {exc}"
         else:
             self._setup_done = True
-            log.info("model %s %s ready on %s (%s)", self.card.name, self.card.version, self.backend.device,
-                     self.backend.name)  # fmt: skip
+            log.info(
+                "model %s %s ready on %s (%s)",
+                self.card.name,
+                self.card.version,
+                self.backend.device,
+                self.backend.name,
+            )
 
     async def ready(self) -> bool:
         return self._setup_done and await self.backend.ready()
@@ -122,7 +127,7 @@ class Gateway:
         }
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:  # async: FastAPI runs sync dependencies on a thread
     gateway: Gateway = request.app.state.gateway
     return gateway
 

@@ -9,9 +9,33 @@ disable_created_metrics()
 
 # Fine enough to read a p99 of a few milliseconds, wide enough to see a stall.
 LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0065, 0.008, 0.01, 0.0125, 0.015, 0.02,
-    0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-)  # fmt: skip
+    0.0005,
+    0.001,
+    0.0015,
+    0.002,
+    0.003,
+    0.004,
+    0.005,
+    0.0065,
+    0.008,
+    0.01,
+    0.0125,
+    0.015,
+    0.02,
+    0.025,
+    0.03,
+    0.04,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 BATCH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256)
 
 
@@ -22,7 +46,10 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.http_requests = Counter(
-            "digits_http_requests", "HTTP requests by route, method and status", ["route", "method", "status"], registry=r
+            "digits_http_requests",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=r,
         )
         self.http_duration = Histogram(
             "digits_http_request_duration_seconds",
@@ -32,14 +59,18 @@ class Metrics:
             registry=r,
         )
         self.inference_duration = Histogram(
-            "digits_inference_duration_seconds", "Duration of one model call (a whole batch)",
-            buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            "digits_inference_duration_seconds",
+            "Duration of one model call (a whole batch)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.batch_size = Histogram("digits_batch_size", "Images per model call", buckets=BATCH_BUCKETS, registry=r)
         self.queue_wait = Histogram(
-            "digits_queue_wait_seconds", "Time a request waited for its batch to start",
-            buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            "digits_queue_wait_seconds",
+            "Time a request waited for its batch to start",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.queue_depth = Gauge("digits_queue_depth", "Images waiting for the model", registry=r)
         self.inflight = Gauge("digits_inflight_requests", "HTTP requests being served", registry=r)
         self.predictions = Counter("digits_predictions", "Predictions by label", ["label"], registry=r)

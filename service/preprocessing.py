@@ -93,8 +93,8 @@ def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
     mass = float(digit.sum())
     cy = float((digit.sum(axis=1) * np.arange(height)).sum() / mass)
     cx = float((digit.sum(axis=0) * np.arange(width)).sum() / mass)
-    top = int(round(FIELD / 2 - 0.5 - cy))
-    left = int(round(FIELD / 2 - 0.5 - cx))
+    top = round(FIELD / 2 - 0.5 - cy)
+    left = round(FIELD / 2 - 0.5 - cx)
     # Keep the whole box inside the field even when the mass sits far off its centre.
     top = min(max(top, 0), FIELD - height)
     left = min(max(left, 0), FIELD - width)

@@ -38,7 +38,9 @@ def predictions(
         }
         if layers:
             assert output.features is not None, "the batch ran without features"
-            prediction["features"] = {name: encode_feature_map(output.features[name][i], feature_format) for name in layers}
+            prediction["features"] = {
+                name: encode_feature_map(output.features[name][i], feature_format) for name in layers
+            }
         result.append(prediction)
     return result
 

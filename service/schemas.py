@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-EXAMPLE_PIXELS = [[0] * 28 for _ in range(28)]
+# A "1": a vertical stroke, ink bright on black, as preprocess=none expects.
+EXAMPLE_PIXELS: list[JsonValue] = [[255 if 4 <= r < 24 and 13 <= c < 16 else 0 for c in range(28)] for r in range(28)]
 
 
 class PredictOptions(BaseModel):

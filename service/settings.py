@@ -41,9 +41,16 @@ class Settings(BaseSettings):
     torchserve_timeout_seconds: float = Field(10.0, gt=0)
     torchserve_connect_timeout_seconds: float = Field(1.0, gt=0)
     torchserve_max_connections: int = Field(64, ge=1)
+    torchserve_metrics_url: str = "http://127.0.0.1:8082"
+    torchserve_health_timeout_seconds: float = Field(default=2.0, gt=0, description="/readyz waits this long")
+    # Launching TorchServe here (digits serve --backend torchserve, digits torchserve).
+    torchserve_mar: Path | None = Field(default=None, description="default: built from DIGITS_ARTIFACT")
+    torchserve_workers: int | None = Field(default=None, ge=1, description="default: one per CPU core")
+    torchserve_log_dir: Path = Path("logs/torchserve")
+    torchserve_start_timeout_seconds: float = Field(default=180.0, gt=0)
 
     # Shutdown.
-    graceful_shutdown_seconds: float = Field(30.0, ge=0)
+    graceful_shutdown_seconds: int = Field(30, ge=0, description="how long SIGTERM waits for in-flight requests")
 
     @model_validator(mode="after")
     def _check_batching(self) -> Self:

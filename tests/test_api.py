@@ -60,7 +60,7 @@ def test_pixels_prediction_contract(client: TestClient, digits: Split) -> None:
         assert len(prediction["probabilities"]) == 10
         assert abs(sum(prediction["probabilities"]) - 1) < 1e-4
         assert prediction["confidence"] == max(prediction["probabilities"])
-        assert [k["label"] for k in prediction["top_k"]][0] == prediction["label"]
+        assert prediction["top_k"][0]["label"] == prediction["label"]
         assert len(prediction["top_k"]) == 3
         assert "features" not in prediction
 
@@ -103,8 +103,9 @@ def test_feature_maps_as_png(client: TestClient, digits: Split) -> None:
     )
     features = response.json()["predictions"][0]["features"]
     assert list(features) == ["conv1", "pool2"]
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     for feature in features.values():
         channels, height, width = feature["shape"]
@@ -112,7 +113,10 @@ def test_feature_maps_as_png(client: TestClient, digits: Split) -> None:
         assert grid["rows"] * grid["cols"] >= channels
         image = Image.open(io.BytesIO(base64.b64decode(feature["data"])))
         assert image.format == "PNG"
-        assert image.size == (grid["cols"] * (width + grid["gap"]) - grid["gap"], grid["rows"] * (height + grid["gap"]) - grid["gap"])
+        assert image.size == (
+            grid["cols"] * (width + grid["gap"]) - grid["gap"],
+            grid["rows"] * (height + grid["gap"]) - grid["gap"],
+        )
 
 
 def test_model_card_and_serving_info(client: TestClient) -> None:
@@ -135,10 +139,17 @@ def test_metrics_endpoint(client: TestClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
-    for name in ("digits_http_requests_total", "digits_http_request_duration_seconds_bucket",
-                 "digits_inference_duration_seconds_bucket", "digits_batch_size_bucket",
-                 "digits_queue_wait_seconds_bucket", "digits_queue_depth", "digits_inflight_requests",
-                 "digits_predictions_total", "digits_model_info"):  # fmt: skip
+    for name in (
+        "digits_http_requests_total",
+        "digits_http_request_duration_seconds_bucket",
+        "digits_inference_duration_seconds_bucket",
+        "digits_batch_size_bucket",
+        "digits_queue_wait_seconds_bucket",
+        "digits_queue_depth",
+        "digits_inflight_requests",
+        "digits_predictions_total",
+        "digits_model_info",
+    ):
         assert name in text
     assert 'route="/v1/predict"' in text
     assert 'backend="embedded"' in text
@@ -150,39 +161,55 @@ def test_errors_are_counted_by_code(client: TestClient) -> None:
 
 
 NOISE = np.random.default_rng(0).integers(0, 256, (200, 200)).astype(np.uint8)
+TINY = [[0]]
+
+
+def raw(body: bytes, content_type: str = "application/json") -> dict[str, Any]:
+    return {"content": body, "headers": {"content-type": content_type}}
+
+
+def upload(*files: bytes, part: str = "file") -> dict[str, Any]:
+    return {"files": [(part, (f"{i}.png", data, "image/png")) for i, data in enumerate(files)]}
+
+
+def instances(*items: dict[str, Any], **options: Any) -> dict[str, Any]:
+    return {"json": {"instances": list(items), **options}}
+
 
 BAD_REQUESTS: list[tuple[str, dict[str, Any], int, str]] = [
-    ("empty body", {"content": b"", "headers": {"content-type": "application/json"}}, 400, "empty_body"),
+    ("empty body", raw(b""), 400, "empty_body"),
     ("no body, no type", {"content": b""}, 400, "empty_body"),
-    ("wrong content type", {"content": b"hello", "headers": {"content-type": "text/plain"}}, 415, "unsupported_media_type"),
-    ("invalid json", {"content": b"{", "headers": {"content-type": "application/json"}}, 400, "invalid_json"),
-    ("no instances", {"json": {"instances": []}}, 422, "invalid_request"),
-    ("image and pixels", {"json": {"instances": [{"image": "", "pixels": [[0]]}]}}, 422, "invalid_request"),
-    ("not an image", {"files": [("file", ("x.png", b"plain text", "image/png"))]}, 400, "image_decode_failed"),
-    ("truncated image", {"files": [("file", ("x.png", encode(NOISE)[:20000], "image/png"))]}, 400, "image_truncated"),
-    ("decompression bomb", {"files": [("file", ("x.png", png_header_only(60000, 60000), "image/png"))]}, 413, "image_too_large"),
-    ("too many images", {"json": {"instances": [{"pixels": [[0] * 28] * 28}] * 9}}, 413, "too_many_images"),
-    ("too many files", {"files": [("file", (f"{i}.png", b"x", "image/png")) for i in range(9)]}, 413, "too_many_images"),
-    ("no file part", {"files": [("other", ("x.png", b"x", "image/png"))]}, 400, "empty_body"),
-    ("body over limit", {"content": b"{" + b" " * 300_000 + b"}", "headers": {"content-type": "application/json"}}, 413, "body_too_large"),
-    ("ragged pixels", {"json": {"instances": [{"pixels": [[0, 1], [2]]}]}}, 422, "invalid_pixels"),
-    ("1-D pixels", {"json": {"instances": [{"pixels": [0, 1, 2]}]}}, 422, "invalid_pixels"),
-    ("3-D pixels", {"json": {"instances": [{"pixels": [[[0]]]}]}}, 422, "invalid_pixels"),
-    ("NaN pixels", {"content": b'{"instances": [{"pixels": [[NaN, 0]]}]}', "headers": {"content-type": "application/json"}}, 422, "invalid_pixels"),
-    ("inf pixels", {"content": b'{"instances": [{"pixels": [[Infinity]]}]}', "headers": {"content-type": "application/json"}}, 422, "invalid_pixels"),
-    ("pixels out of range", {"json": {"instances": [{"pixels": [[300]]}]}}, 422, "invalid_pixels"),
-    ("wrong size for none", {"json": {"instances": [{"pixels": [[0] * 20] * 20}], "preprocess": "none"}}, 422, "wrong_image_size"),
-    ("blank image", {"json": {"instances": [{"pixels": [[0] * 28] * 28}]}}, 422, "image_empty"),
-    ("unknown layer", {"json": {"instances": [{"pixels": [[0]]}], "features": ["conv9"]}}, 422, "unknown_feature_layer"),
-    ("top_k zero", {"json": {"instances": [{"pixels": [[0]]}], "top_k": 0}}, 422, "invalid_top_k"),
-    ("top_k eleven", {"json": {"instances": [{"pixels": [[0]]}], "top_k": 11}}, 422, "invalid_top_k"),
-    ("top_k text", {"json": {"instances": [{"pixels": [[0]]}], "top_k": "many"}}, 422, "invalid_top_k"),
-    ("bad base64", {"json": {"instances": [{"image": "%%%"}]}}, 400, "invalid_base64"),
-    ("unknown option", {"json": {"instances": [{"pixels": [[0]]}], "colour": "red"}}, 422, "invalid_request"),
-]  # fmt: skip
+    ("wrong content type", raw(b"hello", "text/plain"), 415, "unsupported_media_type"),
+    ("invalid json", raw(b"{"), 400, "invalid_json"),
+    ("no instances", instances(), 422, "invalid_request"),
+    ("image and pixels", instances({"image": "", "pixels": TINY}), 422, "invalid_request"),
+    ("not an image", upload(b"plain text"), 400, "image_decode_failed"),
+    ("truncated image", upload(encode(NOISE)[:20000]), 400, "image_truncated"),
+    ("decompression bomb", upload(png_header_only(60000, 60000)), 413, "image_too_large"),
+    ("too many images", instances(*[{"pixels": [[0] * 28] * 28}] * 9), 413, "too_many_images"),
+    ("too many files", upload(*[b"x"] * 9), 413, "too_many_images"),
+    ("no file part", upload(b"x", part="other"), 400, "empty_body"),
+    ("body over limit", raw(b"{" + b" " * 300_000 + b"}"), 413, "body_too_large"),
+    ("ragged pixels", instances({"pixels": [[0, 1], [2]]}), 422, "invalid_pixels"),
+    ("1-D pixels", instances({"pixels": [0, 1, 2]}), 422, "invalid_pixels"),
+    ("3-D pixels", instances({"pixels": [[[0]]]}), 422, "invalid_pixels"),
+    ("NaN pixels", raw(b'{"instances": [{"pixels": [[NaN, 0]]}]}'), 422, "invalid_pixels"),
+    ("inf pixels", raw(b'{"instances": [{"pixels": [[Infinity]]}]}'), 422, "invalid_pixels"),
+    ("pixels out of range", instances({"pixels": [[300]]}), 422, "invalid_pixels"),
+    ("wrong size for none", instances({"pixels": [[0] * 20] * 20}, preprocess="none"), 422, "wrong_image_size"),
+    ("blank image", instances({"pixels": [[0] * 28] * 28}), 422, "image_empty"),
+    ("unknown layer", instances({"pixels": TINY}, features=["conv9"]), 422, "unknown_feature_layer"),
+    ("top_k zero", instances({"pixels": TINY}, top_k=0), 422, "invalid_top_k"),
+    ("top_k eleven", instances({"pixels": TINY}, top_k=11), 422, "invalid_top_k"),
+    ("top_k text", instances({"pixels": TINY}, top_k="many"), 422, "invalid_top_k"),
+    ("bad base64", instances({"image": "%%%"}), 400, "invalid_base64"),
+    ("unknown option", instances({"pixels": TINY}, colour="red"), 422, "invalid_request"),
+]
 
 
-@pytest.mark.parametrize(("request_kwargs", "status", "code"), [r[1:] for r in BAD_REQUESTS], ids=[r[0] for r in BAD_REQUESTS])
+@pytest.mark.parametrize(
+    ("request_kwargs", "status", "code"), [r[1:] for r in BAD_REQUESTS], ids=[r[0] for r in BAD_REQUESTS]
+)
 def test_bad_input_gets_a_clear_4xx(client: TestClient, request_kwargs: dict[str, Any], status: int, code: str) -> None:
     assert error_of(client.post("/v1/predict", **request_kwargs)) == (status, code)
 

@@ -69,8 +69,9 @@ async def test_features_only_when_asked(backend: EmbeddedBackend) -> None:
 
 
 async def test_full_queue_answers_503_with_retry_after(backend: EmbeddedBackend) -> None:
-    batcher = Batcher(backend, Metrics(), max_batch_size=4, max_wait_seconds=0.0, max_queue_images=4,
-                      retry_after_seconds=2)  # fmt: skip
+    batcher = Batcher(
+        backend, Metrics(), max_batch_size=4, max_wait_seconds=0.0, max_queue_images=4, retry_after_seconds=2
+    )
     batcher.start()
     results = await asyncio.gather(*(batcher.submit(images(1, s), False) for s in range(10)), return_exceptions=True)
     await batcher.stop()

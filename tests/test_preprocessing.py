@@ -17,7 +17,9 @@ SAMPLES = 2000
 MAX_ACCURACY_DROP = 0.01
 
 
-def accuracy(module: torch.jit.ScriptModule, fields: list[np.ndarray], labels: np.ndarray, norm: Normalization) -> float:
+def accuracy(
+    module: torch.jit.ScriptModule, fields: list[np.ndarray], labels: np.ndarray, norm: Normalization
+) -> float:
     batch = torch.from_numpy(np.stack([norm.apply(f) for f in fields])[:, None])
     with torch.no_grad():
         predicted = module(batch).argmax(1).numpy()
@@ -74,8 +76,15 @@ def test_none_requires_28x28() -> None:
 
 
 @pytest.mark.parametrize(
-    "values", [np.zeros((28,)), np.zeros((2, 28, 28)), np.array([[np.nan]]), np.array([[np.inf]]), np.array([[256.0]]),
-               np.array([[-1.0]])],  # fmt: skip
+    "values",
+    [
+        np.zeros((28,)),
+        np.zeros((2, 28, 28)),
+        np.array([[np.nan]]),
+        np.array([[np.inf]]),
+        np.array([[256.0]]),
+        np.array([[-1.0]]),
+    ],
 )
 def test_bad_pixels(values: np.ndarray) -> None:
     with pytest.raises(ApiError) as excinfo:

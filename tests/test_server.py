@@ -44,8 +44,10 @@ def test_chunked_body_over_the_limit_is_cut_off_while_reading(tmp_path: Path) ->
     with gateway_process(tmp_path, {"DIGITS_MAX_BODY_BYTES": "65536"}) as server:
         host, port = urlsplit(server.url).netloc.split(":")
         with socket.create_connection((host, int(port)), timeout=10) as sock:
-            sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Transfer-Encoding: chunked\r\n\r\n")  # fmt: skip
+            sock.sendall(
+                b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n"
+            )
             chunk = b" " * 16384
             try:
                 for _ in range(64):  # 1 MiB announced by nothing but the stream itself

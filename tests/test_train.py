@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from model.card import file_sha256, load_card
-from model.mnist import Mnist, Split, load_mnist
+from model.mnist import FILES, Mnist, Split, load_mnist
 from model.train import TrainConfig, random_affine, train
 
 
@@ -29,8 +29,7 @@ def test_tiny_run_is_reproducible_and_loadable(mnist: Mnist, tmp_path: Path) -> 
     assert card.training.seed == 0 and card.training.epochs == 1
     assert len(card.evaluation.confusion_matrix) == 10
     assert sum(map(sum, card.evaluation.confusion_matrix)) == card.evaluation.test_samples == 500
-    assert set(card.training.data_sha256) == {f"{n}.gz" for n in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                                                                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}  # fmt: skip
+    assert set(card.training.data_sha256) == {file.gz_name for file in FILES.values()}
     module = torch.jit.load(str(artifact))
     assert module(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
 

@@ -25,7 +25,9 @@ class EmbeddedBackend(Backend):
 
     def __init__(self, artifact: Path, device: str = "auto", torch_threads: int = 1) -> None:
         if not artifact.is_file():
-            raise FileNotFoundError(f"model artifact {artifact} does not exist; set DIGITS_ARTIFACT or run digits train")
+            raise FileNotFoundError(
+                f"model artifact {artifact} does not exist; set DIGITS_ARTIFACT or run digits train"
+            )
         self._artifact = artifact
         self._device = resolve_device(device)
         self._torch_threads = torch_threads

@@ -35,7 +35,9 @@ REQUEST_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}")},
+            "application/json": {
+                "schema": PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            },
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
