@@ -27,13 +27,13 @@ class ConvBlock(nn.Module):
 class ConvNet(nn.Module):
     """Stages of conv blocks each closed by max pooling, then a fully-connected head.
 
-    ``stages`` lists the channel widths of each stage's blocks, e.g. ``((8, 16), (16, 32))``.
+    ``stages`` lists the channel widths of each stage's blocks, e.g. ``((16, 32), (32, 64))``.
     """
 
     def __init__(
         self,
-        stages: tuple[tuple[int, ...], ...] = ((8, 16), (16, 32)),
-        hidden: int = 128,
+        stages: tuple[tuple[int, ...], ...] = ((16, 32), (32, 64)),
+        hidden: int = 64,
         num_classes: int = 10,
         image_size: int = 28,
         dropout: float = 0.25,

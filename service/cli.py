@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 from loadtest.cli import add_benchmark as _add_benchmark
 from loadtest.cli import add_loadtest as _add_loadtest
@@ -15,7 +16,7 @@ from service.monitoring.command import add_command as _add_monitor
 from service.torchserve.commands import add_export_mar as _add_export_mar
 from service.torchserve.commands import add_torchserve as _add_torchserve
 
-Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -48,7 +48,9 @@ class BodySizeLimitMiddleware:
     """Refuses bodies over ``max_bytes``: from Content-Length at once, else as bytes arrive.
 
     The error is raised from ``receive``, so it surfaces where the route reads the body
-    and goes through the central error map like any other failure.
+    and goes through the central error map like any other failure. (Starlette's own
+    RequestBodyLimitMiddleware replaces such responses with a plain-text 413, which would
+    break the one error shape that clients rely on.)
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:

@@ -1,0 +1,28 @@
+"""The README keeps telling the truth about settings, error codes and the two commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.errors import ErrorCode
+from service.settings import Settings
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(Settings.model_fields))
+def test_every_setting_is_documented(name: str) -> None:
+    assert f"`DIGITS_{name.upper()}`" in README
+
+
+@pytest.mark.parametrize("code", [code.value for code in ErrorCode])
+def test_every_error_code_is_documented(code: str) -> None:
+    assert f"`{code}`" in README
+
+
+def test_the_two_commands() -> None:
+    assert "`make serve`" in README and "`make test`" in README
+    ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
+    assert "make test" in ci
