@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     torchserve_log_dir: Path = Path("logs/torchserve")
     torchserve_start_timeout_seconds: float = Field(default=180.0, gt=0)
 
+    # The built-in dashboard (GET /dashboard).
+    dashboard_interval_seconds: float = Field(2.0, ge=0.2, description="how often the metrics history is sampled")
+    dashboard_history_seconds: float = Field(300.0, gt=0, description="how far back the dashboard history reaches")
+    dashboard_route: str = Field("/v1/predict", description="route whose traffic the dashboard charts")
+
     # Shutdown.
     graceful_shutdown_seconds: int = Field(30, ge=0, description="how long SIGTERM waits for in-flight requests")
 
@@ -63,6 +68,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"DIGITS_MAX_QUEUE_IMAGES ({self.max_queue_images}) is below DIGITS_MAX_BATCH_SIZE "
                 f"({self.max_batch_size}): the queue could never fill a batch; raise it"
+            )
+        if self.dashboard_history_seconds < self.dashboard_interval_seconds:
+            raise ValueError(
+                f"DIGITS_DASHBOARD_HISTORY_SECONDS ({self.dashboard_history_seconds}) is shorter than "
+                f"DIGITS_DASHBOARD_INTERVAL_SECONDS ({self.dashboard_interval_seconds}): it would hold no point; "
+                "raise the history or shorten the interval"
             )
         return self
 

@@ -14,40 +14,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Self
+from typing import Any
 
 from prometheus_client import CollectorRegistry
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.settings import Settings
 
 QUANTILES = (0.5, 0.95, 0.99)
 Buckets = tuple[tuple[float, float], ...]  # (upper bound "le", cumulative count), ascending, ending at +Inf
-
-
-class DashboardSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DIGITS_", extra="ignore")
-
-    dashboard_interval_seconds: float = Field(
-        default=2.0, ge=0.2, description="how often the metrics history is sampled"
-    )
-    dashboard_history_seconds: float = Field(
-        default=300.0, gt=0, description="how far back the dashboard history reaches"
-    )
-    dashboard_route: str = Field(default="/v1/predict", description="route whose traffic the dashboard charts")
-
-    @model_validator(mode="after")
-    def _check_history(self) -> Self:
-        if self.dashboard_history_seconds < self.dashboard_interval_seconds:
-            raise ValueError(
-                f"DIGITS_DASHBOARD_HISTORY_SECONDS ({self.dashboard_history_seconds}) is shorter than "
-                f"DIGITS_DASHBOARD_INTERVAL_SECONDS ({self.dashboard_interval_seconds}): it would hold no point; "
-                "raise the history or shorten the interval"
-            )
-        return self
-
-    @property
-    def capacity(self) -> int:
-        return max(1, round(self.dashboard_history_seconds / self.dashboard_interval_seconds))
 
 
 def histogram_quantile(q: float, buckets: Buckets) -> float | None:
@@ -155,12 +129,13 @@ class MetricsHistory:
     """Samples a registry at a fixed interval and keeps the last ``capacity`` points."""
 
     def __init__(
-        self, registry: CollectorRegistry, settings: DashboardSettings, clock: Callable[[], float] = time.time
+        self, registry: CollectorRegistry, settings: Settings, clock: Callable[[], float] = time.time
     ) -> None:
         self.registry = registry
         self.settings = settings
         self.clock = clock
-        self.points: deque[Point] = deque(maxlen=settings.capacity)
+        capacity = max(1, round(settings.dashboard_history_seconds / settings.dashboard_interval_seconds))
+        self.points: deque[Point] = deque(maxlen=capacity)
         self.last: Snapshot | None = None
 
     def sample(self) -> Point | None:

@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from service.metrics import LATENCY_BUCKETS, Metrics
-from service.summary import DashboardSettings, MetricsHistory, histogram_quantile
+from service.settings import Settings
+from service.summary import MetricsHistory, histogram_quantile
 
 ROUTE = "/v1/predict"
 
@@ -25,7 +26,7 @@ class Clock:
 
 
 def history_of(metrics: Metrics, clock: Clock, **settings: float) -> MetricsHistory:
-    return MetricsHistory(metrics.registry, DashboardSettings(**settings), clock)  # type: ignore[arg-type]
+    return MetricsHistory(metrics.registry, Settings(**settings), clock)  # type: ignore[arg-type]
 
 
 def bucket_around(value: float) -> tuple[float, float]:
@@ -105,7 +106,7 @@ def test_histogram_quantile_follows_prometheus() -> None:
 
 async def test_the_history_samples_on_its_own() -> None:
     metrics = Metrics()
-    history = MetricsHistory(metrics.registry, DashboardSettings(dashboard_interval_seconds=0.2))
+    history = MetricsHistory(metrics.registry, Settings(dashboard_interval_seconds=0.2))
     task = asyncio.create_task(history.run())
     try:
         for _ in range(50):
@@ -119,6 +120,6 @@ async def test_the_history_samples_on_its_own() -> None:
 
 def test_bad_dashboard_settings_say_how_to_fix_them() -> None:
     with pytest.raises(ValidationError, match="DIGITS_DASHBOARD_HISTORY_SECONDS"):
-        DashboardSettings(dashboard_interval_seconds=10, dashboard_history_seconds=5)
+        Settings(dashboard_interval_seconds=10, dashboard_history_seconds=5)
     with pytest.raises(ValidationError):
-        DashboardSettings(dashboard_interval_seconds=0)
+        Settings(dashboard_interval_seconds=0)

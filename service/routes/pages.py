@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 from service.diagram import card_svg
 from service.gateway import Gateway, GatewayDep
 from service.responses import JSONBytesResponse
-from service.summary import DashboardSettings, MetricsHistory
+from service.summary import MetricsHistory
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -32,7 +32,7 @@ PAGE_HEADERS = {
 async def sample_metrics(app: FastAPI) -> AsyncIterator[None]:
     """Keep the dashboard's metrics history for as long as the app runs."""
     gateway: Gateway = app.state.gateway
-    history = MetricsHistory(gateway.metrics.registry, DashboardSettings())
+    history = MetricsHistory(gateway.metrics.registry, gateway.settings)
     app.state.metrics_history = history
     task = asyncio.create_task(history.run(), name="dashboard-metrics-history")
     try:
