@@ -26,13 +26,16 @@ $(VENV)/.test-deps: $(BIN)/digits
 
 test-venv: $(VENV)/.test-deps
 
-## Debian packages the tests drive for real: Java for TorchServe, Prometheus, headless Chromium.
+## Debian packages the tests drive for real: Java for TorchServe, Prometheus, headless Chromium,
+## docker-compose (validates the compose file; no engine needed) and wrk (the benchmark's load generator).
 system-deps:
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	if [ -n "$$missing" ]; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
