@@ -1,0 +1,202 @@
+"""The side-by-side benchmark: one workload, every target, the same machine, one run (``digits benchmark``).
+
+Targets are measured one after another, each alone on the machine: start it, send one
+checked probe per workload, warm up, then ``wrk`` holds N connections for a fixed time
+(for the model loop: a batch of N per call). A target that cannot start or answers wrongly
+is recorded as skipped with the reason, and the run goes on with the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loadtest.machine import describe_machine
+from loadtest.results import BenchmarkRun, Measurement, Skipped
+from loadtest.samples import load_samples
+from loadtest.targets import (
+    BenchContext,
+    EchoTarget,
+    GatewayTarget,
+    ModelLoopTarget,
+    NaiveTarget,
+    Target,
+    TargetError,
+)
+from loadtest.torchserve_targets import GatewayOverTorchServeTarget, TorchServeTarget
+from loadtest.workloads import Workload
+from loadtest.wrk import Wrk, WrkError
+from model.settings import DEFAULT_ARTIFACT
+
+# In this order: the ceilings first, then the alternatives, then ours.
+TARGETS: dict[str, Callable[[], Target]] = {
+    target.name: target
+    for target in (
+        ModelLoopTarget,
+        EchoTarget,
+        NaiveTarget,
+        GatewayTarget,
+        TorchServeTarget,
+        GatewayOverTorchServeTarget,
+    )
+}
+DEFAULT_CONNECTIONS = (1, 8, 32)
+
+Progress = Callable[[str], None]
+
+
+def parse_cpus(text: str) -> frozenset[int] | None:
+    """``"all"`` (no pinning), or a CPU list such as ``"1"``, ``"0,1"`` or ``"0-3"``."""
+    if text.strip().lower() == "all":
+        return None
+    cpus: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise ValueError(f"CPU list {text!r} is not like 1 or 0,1 or 0-3 (or all)")
+        cpus.update(range(int(low), int(high or low) + 1))
+    available = os.sched_getaffinity(0)
+    if not cpus <= available:
+        raise ValueError(f"CPU list {text!r} names CPUs this process cannot use; it may use {sorted(available)}")
+    return frozenset(cpus)
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    targets: tuple[str, ...] = tuple(TARGETS)
+    workloads: tuple[Workload, ...] = tuple(Workload)
+    connections: tuple[int, ...] = DEFAULT_CONNECTIONS
+    duration_s: int = 6
+    warmup_s: int = 1
+    artifact: Path = DEFAULT_ARTIFACT
+    out_dir: Path = Path("reports")
+    server_cpus: frozenset[int] | None = None
+    generator_cpus: frozenset[int] | None = None
+    torch_threads: int = 1
+    wrk_threads: int = 1
+    log_dir: Path | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.targets if name not in TARGETS]
+        if unknown or not self.targets:
+            raise ValueError(f"unknown or no target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
+        if not self.workloads:
+            raise ValueError(f"name at least one workload: {', '.join(Workload)}")
+        if not self.connections or min(self.connections) < 1:
+            raise ValueError("connection counts must be 1 or more, e.g. --connections 1,8,32")
+        if self.duration_s < 1 or self.warmup_s < 0:
+            raise ValueError("--duration must be at least 1 s and --warmup 0 s or more (whole seconds: wrk's unit)")
+        if self.torch_threads < 1 or self.wrk_threads < 1:
+            raise ValueError("--torch-threads and --wrk-threads must be at least 1")
+        if not self.artifact.is_file():
+            raise ValueError(f"model artifact {self.artifact} does not exist; pass --artifact or run digits train")
+
+    @property
+    def cells(self) -> int:
+        return len(self.targets) * len(self.workloads) * len(self.connections)
+
+    def settings(self) -> dict[str, object]:
+        return {
+            "targets": list(self.targets),
+            "workloads": [w.value for w in self.workloads],
+            "connections": list(self.connections),
+            "duration_s": self.duration_s,
+            "warmup_s": self.warmup_s,
+            "artifact": str(self.artifact),
+            "server_cpus": sorted(self.server_cpus) if self.server_cpus else "all",
+            "generator_cpus": sorted(self.generator_cpus) if self.generator_cpus else "all",
+            "torch_threads": self.torch_threads,
+            "wrk_threads": self.wrk_threads,
+        }
+
+
+@contextlib.contextmanager
+def pinned(cpus: frozenset[int] | None) -> Iterator[None]:
+    """Run the block on ``cpus``; the servers and loops started inside inherit the affinity."""
+    if cpus is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def describe(row: Measurement) -> str:
+    unit = "images/s" if row.generator_cpu is None else "req/s"
+    wrk = f", wrk CPU {row.generator_cpu:.2f}" if row.generator_cpu is not None else ""
+    errors = f", {row.errors} ERRORS" if row.errors else ""
+    return (
+        f"{row.target:<20} {row.workload:<6} c={row.connections:<3} {row.rps:9.0f} {unit:<8} "
+        f"p50 {row.p50_ms:6.1f} ms  p95 {row.p95_ms:6.1f} ms  p99 {row.p99_ms:6.1f} ms  "
+        f"server CPU {row.server_cpu:.2f}{wrk}{errors}"
+    )
+
+
+def _measure_target(
+    target: Target, config: BenchmarkConfig, context: BenchContext, run: BenchmarkRun, progress: Progress
+) -> None:
+    for workload in config.workloads:
+        reason = target.supports(workload)
+        if reason is not None:
+            run.skipped.append(Skipped(target.name, workload.value, reason))
+            progress(f"{target.name:<20} {workload:<6} skipped: {reason}")
+            continue
+        for connections in config.connections:
+            try:
+                row = target.measure(workload, connections, context)
+            except (TargetError, WrkError) as exc:
+                run.skipped.append(Skipped(target.name, workload.value, str(exc)))
+                progress(f"{target.name:<20} {workload:<6} failed: {exc}")
+                break
+            run.measurements.append(row)
+            progress(describe(row))
+
+
+def run_benchmark(config: BenchmarkConfig, progress: Progress = print) -> BenchmarkRun:
+    run = BenchmarkRun(
+        settings=config.settings(),
+        machine=describe_machine(),
+        targets={name: TARGETS[name]().description for name in config.targets},
+    )
+    samples = load_samples()
+    log_dir = config.log_dir or Path(tempfile.mkdtemp(prefix="digits-benchmark-"))
+    progress(f"{config.cells} cells of {config.duration_s} s; server logs in {log_dir}")
+    with Wrk(cpus=set(config.generator_cpus or ()), threads=config.wrk_threads) as wrk, pinned(config.server_cpus):
+        context = BenchContext(
+            artifact=config.artifact.resolve(),
+            samples=samples,
+            log_dir=log_dir,
+            wrk=wrk,
+            duration_s=config.duration_s,
+            warmup_s=config.warmup_s,
+            torch_threads=config.torch_threads,
+        )
+        for name in config.targets:
+            target = TARGETS[name]()
+            try:
+                target.start(context)
+            except TargetError as exc:
+                run.skipped += [Skipped(name, workload.value, f"did not start: {exc}") for workload in config.workloads]
+                progress(f"{name:<20} did not start: {exc}")
+                continue
+            try:
+                _measure_target(target, config, context, run, progress)
+            finally:
+                target.stop()
+    run.machine["load_average_after"] = list(os.getloadavg())
+    return run
+
+
+def run_names(text: str, allowed: Sequence[str], what: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(allowed)}")
+    return names

@@ -1,0 +1,127 @@
+"""Server processes of the benchmark: start on a free loopback port, wait until ready, count CPU, stop."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_ready(url: str, timeout_s: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll ``url`` until it answers 200; fail early when ``process`` has died."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode} before {url} was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}"
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} was not ready after {timeout_s:.0f} s ({last})")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (from /proc; processes that vanish meanwhile are skipped)."""
+    found = [pid]
+    for current in found:
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{current}/task"):
+                with contextlib.suppress(OSError):
+                    found += [int(child) for child in Path(f"/proc/{current}/task/{task}/children").read_text().split()]
+    return found
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User plus system CPU time the processes have used so far."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            # Fields after the command name, which may itself contain spaces: utime and stime are 14 and 15.
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+class CpuMeter:
+    """CPU used by a process tree between ``start()`` and ``stop()``, in cores (1.0 = one core busy)."""
+
+    def __init__(self, root_pids: Sequence[int]) -> None:
+        self._roots = list(root_pids)
+        self._pids: list[int] = []
+        self._cpu = 0.0
+        self._wall = 0.0
+
+    def _tree(self) -> list[int]:
+        return [pid for root in self._roots for pid in process_tree(root)]
+
+    def start(self) -> None:
+        self._pids = self._tree()
+        self._cpu = cpu_seconds(self._pids)
+        self._wall = time.monotonic()
+
+    def stop(self) -> float:
+        elapsed = time.monotonic() - self._wall
+        # Processes that started meanwhile count from zero; ones that ended are gone from both sums.
+        pids = sorted(set(self._pids) | set(self._tree()))
+        used = cpu_seconds(pids) - self._cpu
+        return max(used, 0.0) / elapsed if elapsed > 0 else 0.0
+
+
+class ServerProcess:
+    """One server command as a child process, its output in a log file."""
+
+    def __init__(self, name: str, command: Sequence[str], env: Mapping[str, str], log_dir: Path) -> None:
+        self.name = name
+        self._command = list(command)
+        self._env = {**os.environ, **env}
+        self.log_path = log_dir / f"{name}.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError(f"{self.name} was not started")
+        return self._process.pid
+
+    def start(self, ready_url: str, timeout_s: float = 120.0) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(self._command, env=self._env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until_ready(ready_url, timeout_s, self._process)
+        except BaseException as exc:
+            self.stop()
+            tail = self.log_path.read_text(errors="replace")[-1500:]
+            raise RuntimeError(f"{self.name} did not start ({exc}); {self.log_path} ends with:\n{tail}") from exc
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

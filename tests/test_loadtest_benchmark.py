@@ -1,0 +1,108 @@
+"""The side-by-side benchmark, run for real with short cells: every target, both workloads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loadtest.benchmark import TARGETS, BenchmarkConfig, _measure_target, parse_cpus, run_benchmark
+from loadtest.checks import prediction_problem
+from loadtest.report import to_markdown
+from loadtest.results import BenchmarkRun
+from loadtest.samples import load_samples
+from loadtest.targets import BenchContext, EchoTarget, TargetError
+from loadtest.workloads import HttpRequest, Workload
+from loadtest.wrk import Wrk
+
+LOCAL_TARGETS = ("model-loop", "fastapi-echo", "fastapi-naive", "gateway")
+
+
+def test_every_local_target_is_measured_at_every_connection_count(artifact: Path, tmp_path: Path) -> None:
+    config = BenchmarkConfig(
+        targets=LOCAL_TARGETS, connections=(1, 4), duration_s=1, warmup_s=0, artifact=artifact, log_dir=tmp_path
+    )
+    run = run_benchmark(config, progress=lambda line: None)
+    assert run.skipped == []
+    assert len(run.measurements) == config.cells == 16
+    for row in run.measurements:
+        assert row.requests > 0 and row.rps > 0, row
+        assert row.errors == 0, row
+        assert row.p50_ms <= row.p95_ms <= row.p99_ms <= row.max_ms, row
+        assert row.server_cpu > 0, row
+        assert (row.generator_cpu is None) == (row.target == "model-loop"), row
+    markdown = to_markdown(run)
+    for name in LOCAL_TARGETS:
+        assert f"| {name} | 4 |" in markdown
+
+
+def test_torchserve_direct_and_behind_the_gateway(artifact: Path, tmp_path: Path) -> None:
+    config = BenchmarkConfig(
+        targets=("torchserve", "gateway-torchserve"), connections=(2,), duration_s=1, warmup_s=0,
+        artifact=artifact, log_dir=tmp_path,
+    )  # fmt: skip
+    run = run_benchmark(config, progress=lambda line: None)
+    measured = {(row.target, row.workload) for row in run.measurements}
+    assert measured == {("torchserve", "pixels"), ("gateway-torchserve", "pixels"), ("gateway-torchserve", "png")}
+    assert all(row.errors == 0 for row in run.measurements)
+    assert [(item.target, item.workload) for item in run.skipped] == [("torchserve", "png")]
+    assert "pixels" in run.skipped[0].reason
+
+
+class EchoPretendingToPredict(EchoTarget):
+    """The echo server judged as a model server: its answers carry no predictions."""
+
+    name = "echo-as-model"
+
+    def check(self, request: HttpRequest, status: int, body: bytes) -> str | None:
+        return prediction_problem(status, body, [request.label])
+
+
+def test_a_target_with_wrong_answers_is_skipped_not_measured(artifact: Path, tmp_path: Path) -> None:
+    config = BenchmarkConfig(targets=("fastapi-echo",), connections=(1,), duration_s=1, warmup_s=0, artifact=artifact)
+    run = BenchmarkRun(settings={}, machine={}, targets={})
+    target = EchoPretendingToPredict()
+    with Wrk() as wrk:
+        context = BenchContext(artifact, load_samples(), tmp_path, wrk, duration_s=1, warmup_s=0, torch_threads=1)
+        target.start(context)
+        try:
+            with pytest.raises(TargetError, match="not a predict response"):
+                target.measure(Workload.pixels, 1, context)
+            _measure_target(target, config, context, run, progress=lambda line: None)
+        finally:
+            target.stop()
+    assert run.measurements == []
+    assert [(item.target, item.workload) for item in run.skipped] == [
+        ("echo-as-model", "pixels"),
+        ("echo-as-model", "png"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"targets": ("nginx",)}, "unknown or no target"),
+        ({"connections": (0,)}, "connection counts"),
+        ({"duration_s": 0}, "--duration"),
+        ({"artifact": Path("/nonexistent/digits.pt")}, "does not exist"),
+    ],
+)
+def test_bad_configuration_is_refused(changes: dict[str, object], message: str, artifact: Path) -> None:
+    with pytest.raises(ValueError, match=message):
+        BenchmarkConfig(**{"artifact": artifact, **changes})  # type: ignore[arg-type]
+
+
+def test_cpu_lists() -> None:
+    assert parse_cpus("all") is None
+    assert parse_cpus("0") == frozenset({0})
+    assert parse_cpus("0-1") == frozenset({0, 1})
+    with pytest.raises(ValueError, match="like 1 or 0,1"):
+        parse_cpus("first")
+    with pytest.raises(ValueError, match="cannot use"):
+        parse_cpus("4095")
+
+
+def test_targets_run_ceilings_first_and_ours_last() -> None:
+    assert list(TARGETS) == [
+        "model-loop", "fastapi-echo", "fastapi-naive", "gateway", "torchserve", "gateway-torchserve",
+    ]  # fmt: skip
