@@ -128,9 +128,7 @@ class Point:
 class MetricsHistory:
     """Samples a registry at a fixed interval and keeps the last ``capacity`` points."""
 
-    def __init__(
-        self, registry: CollectorRegistry, settings: Settings, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, registry: CollectorRegistry, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.registry = registry
         self.settings = settings
         self.clock = clock

@@ -1,0 +1,1 @@
+"""The model behind TorchServe: its handler, the archive that carries it, and a launcher."""
