@@ -37,11 +37,8 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             self.metrics.inflight.dec()
-            route = scope.get("route")
-            path = getattr(route, "path", UNMATCHED_ROUTE)
-            method = scope["method"]
-            self.metrics.http_requests.labels(route=path, method=method, status=str(status)).inc()
-            self.metrics.http_duration.labels(route=path, method=method).observe(time.perf_counter() - started)
+            route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+            self.metrics.observe_request(route, scope["method"], status, time.perf_counter() - started)
 
 
 class BodySizeLimitMiddleware:

@@ -49,9 +49,9 @@ def check_pixels(values: np.ndarray, index: int) -> None:
         raise ApiError(ErrorCode.invalid_pixels, f"pixels must be a 2-D array, got {values.ndim}-D", index=index)
     if values.size == 0:
         raise ApiError(ErrorCode.invalid_pixels, "pixels is empty", index=index)
-    if not np.isfinite(values).all():
-        raise ApiError(ErrorCode.invalid_pixels, "pixels contains NaN or infinity", index=index)
-    if values.min() < 0 or values.max() > 255:
+    if not (values.min() >= 0 and values.max() <= 255):  # also false for NaN, which fails every comparison
+        if not np.isfinite(values).all():
+            raise ApiError(ErrorCode.invalid_pixels, "pixels contains NaN or infinity", index=index)
         raise ApiError(ErrorCode.invalid_pixels, "pixel values must lie in 0-255", index=index)
 
 
@@ -69,16 +69,16 @@ def to_mnist_field(gray: np.ndarray, mode: Mode, index: int) -> np.ndarray:
 
 
 def _mnistify(gray: np.ndarray, index: int) -> np.ndarray:
-    border = np.concatenate([gray[0, :], gray[-1, :], gray[:, 0], gray[:, -1]])
-    paper = float(np.median(border))
+    paper = _median(np.concatenate([gray[0, :], gray[-1, :], gray[:, 0], gray[:, -1]]))
     if paper > 127.5:
         gray, paper = 255.0 - gray, 255.0 - paper
     ink = np.clip(gray - paper, 0.0, None)
     peak = float(ink.max())
     if peak < MIN_CONTRAST:
         raise ApiError(ErrorCode.image_empty, "no ink found: the image is blank or has no contrast", index=index)
-    rows = np.flatnonzero((ink >= INK_THRESHOLD * peak).any(axis=1))
-    cols = np.flatnonzero((ink >= INK_THRESHOLD * peak).any(axis=0))
+    strokes = ink >= INK_THRESHOLD * peak
+    rows = np.flatnonzero(strokes.any(axis=1))
+    cols = np.flatnonzero(strokes.any(axis=0))
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] * (255.0 / peak)
     height, width = crop.shape
     scale = BOX / max(height, width)
@@ -88,11 +88,21 @@ def _mnistify(gray: np.ndarray, index: int) -> np.ndarray:
     return _centre_by_mass(digit)
 
 
+def _median(values: np.ndarray) -> float:
+    """np.median without its generality: a tenth of the time on the few hundred values of a border."""
+    middle = len(values) // 2
+    if len(values) % 2:
+        return float(np.partition(values, middle)[middle])
+    low, high = np.partition(values, (middle - 1, middle))[middle - 1 : middle + 1]
+    return (float(low) + float(high)) / 2
+
+
 def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
     height, width = digit.shape
-    mass = float(digit.sum())
-    cy = float((digit.sum(axis=1) * np.arange(height)).sum() / mass)
-    cx = float((digit.sum(axis=0) * np.arange(width)).sum() / mass)
+    row_mass, col_mass = digit.sum(axis=1), digit.sum(axis=0)
+    mass = float(row_mass.sum())
+    cy = float(row_mass @ np.arange(height, dtype=np.float32)) / mass
+    cx = float(col_mass @ np.arange(width, dtype=np.float32)) / mass
     top = round(FIELD / 2 - 0.5 - cy)
     left = round(FIELD / 2 - 0.5 - cx)
     # Keep the whole box inside the field even when the mass sits far off its centre.

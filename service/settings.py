@@ -32,7 +32,8 @@ class Settings(BaseSettings):
 
     # Dynamic batching.
     max_batch_size: int = Field(64, ge=1)
-    max_batch_wait_ms: float = Field(2.0, ge=0.0, description="how long a batch waits to fill up")
+    # 0: no added wait; requests that arrive while the model is busy form the next batch anyway.
+    max_batch_wait_ms: float = Field(0.0, ge=0.0, description="how long an idle model waits for a batch to fill up")
 
     # TorchServe backend.
     torchserve_url: str = "http://127.0.0.1:8080"
