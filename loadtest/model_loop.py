@@ -26,6 +26,7 @@ from loadtest.workloads import Workload
 from model.card import load_card
 from model.settings import DEFAULT_ARTIFACT
 from service.decoding import decode_image
+from service.model_runner import ModelRunner
 from service.preprocessing import Normalization, to_mnist_field
 
 Prepare = Callable[[Sample], np.ndarray]
@@ -60,7 +61,7 @@ def preparation(workload: Workload, normalization: Normalization) -> Prepare:
 
 
 def run_loop(
-    module: torch.jit.ScriptModule, prepare: Prepare, samples: Sequence[Sample], batch_size: int, duration_s: float
+    runner: ModelRunner, prepare: Prepare, samples: Sequence[Sample], batch_size: int, duration_s: float
 ) -> LoopResult:
     latencies: list[float] = []
     position = 0
@@ -68,15 +69,14 @@ def run_loop(
     started = time.perf_counter()
     deadline = started + duration_s
     now = started
-    with torch.inference_mode():
-        while now < deadline:
-            chosen = [samples[(position + i) % len(samples)] for i in range(batch_size)]
-            position += batch_size
-            call_started = time.perf_counter()
-            batch = np.stack([prepare(sample) for sample in chosen])[:, None]
-            torch.softmax(module(torch.from_numpy(batch)), dim=1).numpy()
-            now = time.perf_counter()
-            latencies.append(now - call_started)
+    while now < deadline:
+        chosen = [samples[(position + i) % len(samples)] for i in range(batch_size)]
+        position += batch_size
+        call_started = time.perf_counter()
+        batch = np.stack([prepare(sample) for sample in chosen])[:, None]
+        runner.run(batch, with_features=False)
+        now = time.perf_counter()
+        latencies.append(now - call_started)
     p50, p90, p95, p99 = np.percentile(latencies, [50, 90, 95, 99]) * 1000
     return LoopResult(
         calls=len(latencies),
@@ -102,14 +102,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.duration <= 0:
         parser.error("--batch-size and --duration must be positive")
-    torch.set_num_threads(args.torch_threads)
     card = load_card(args.artifact)
-    module = torch.jit.load(str(args.artifact), map_location="cpu").eval()
+    runner = ModelRunner(args.artifact, torch.device("cpu"), args.torch_threads)  # as the embedded backend runs it
     prepare = preparation(args.workload, Normalization(card.input.mean, card.input.std))
     samples = load_samples()
     if args.warmup > 0:
-        run_loop(module, prepare, samples, args.batch_size, args.warmup)
-    result = run_loop(module, prepare, samples, args.batch_size, args.duration)
+        run_loop(runner, prepare, samples, args.batch_size, args.warmup)
+    result = run_loop(runner, prepare, samples, args.batch_size, args.duration)
     sys.stdout.write(orjson.dumps({**asdict(result), "images_per_s": result.images_per_s}).decode() + "\n")
     return 0
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from model.card import InputSpec, ModelCard, Training, file_sha256, save_card
+from model.device import resolve_device
 from model.evaluate import evaluate, normalize
 from model.layers import describe_layers
 from model.mnist import Mnist
@@ -42,14 +43,6 @@ class EpochStats:
     train_accuracy: float
     test_accuracy: float
     seconds: float
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but CUDA is not available; use --device cpu or auto")
-    return torch.device(name)
 
 
 def random_affine(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 Requests wait in a bounded queue (counted in images). The worker takes whole requests
 until the batch is full; when the model is idle it waits at most ``max_wait`` for more
-to arrive, and while the model is busy the next batch fills up by itself. A full queue
+to arrive, and while the model is busy the next batch fills up by itself. Up to the
+backend's ``max_batches_in_flight`` batches run at once. A full queue
 answers ``queue_full`` (503 with Retry-After) instead of letting latency grow unbounded.
 On ``stop`` everything already queued is still served before the worker exits.
 """
@@ -53,6 +54,8 @@ class Batcher:
         self._arrived = asyncio.Event()
         self._closing = False
         self._worker: asyncio.Task[None] | None = None
+        self._slots = asyncio.Semaphore(backend.max_batches_in_flight)
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     @property
     def queued_images(self) -> int:
@@ -92,13 +95,20 @@ class Batcher:
         while True:
             if not self._queue:
                 if self._closing:
+                    await asyncio.gather(*self._in_flight)
                     return
                 self._arrived.clear()
                 await self._arrived.wait()
                 continue
             await self._fill_or_timeout()
-            batch = self._take_batch()
-            await self._serve(batch)
+            await self._slots.acquire()  # the batch keeps filling while every slot is busy
+            served = asyncio.create_task(self._serve(self._take_batch()))
+            self._in_flight.add(served)
+            served.add_done_callback(self._batch_done)
+
+    def _batch_done(self, served: asyncio.Task[None]) -> None:
+        self._in_flight.discard(served)
+        self._slots.release()
 
     async def _fill_or_timeout(self) -> None:
         deadline = self._queue[0].enqueued_at + self.max_wait_seconds

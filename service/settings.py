@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     torchserve_timeout_seconds: float = Field(10.0, gt=0)
     torchserve_connect_timeout_seconds: float = Field(1.0, gt=0)
     torchserve_max_connections: int = Field(64, ge=1)
+    torchserve_batches_in_flight: int = Field(2, ge=1, description="batches sent at once; about TorchServe's workers")
     torchserve_metrics_url: str = "http://127.0.0.1:8082"
     torchserve_health_timeout_seconds: float = Field(default=2.0, gt=0, description="/readyz waits this long")
     # Launching TorchServe here (digits serve --backend torchserve, digits torchserve).

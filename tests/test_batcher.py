@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from service.backends.base import Backend, BatchOutput
 from service.backends.embedded import EmbeddedBackend
 from service.batcher import Batcher
 from service.errors import ApiError, ErrorCode
@@ -95,3 +96,39 @@ async def test_stop_serves_everything_queued(backend: EmbeddedBackend) -> None:
 def test_bad_configuration_is_rejected(backend: EmbeddedBackend) -> None:
     with pytest.raises(ValueError, match="max_queue_images"):
         Batcher(backend, Metrics(), max_batch_size=64, max_wait_seconds=0.0, max_queue_images=8)
+
+
+class SlowRemote(Backend):
+    """A stand-in for a remote server with several workers: each call takes a while and runs concurrently."""
+
+    name = "slow-remote"
+    device = "remote"
+
+    def __init__(self, max_batches_in_flight: int) -> None:
+        self.max_batches_in_flight = max_batches_in_flight
+        self.running = 0
+        self.most_running = 0
+
+    async def setup(self) -> None: ...
+
+    async def ready(self) -> bool:
+        return True
+
+    async def predict(self, batch: np.ndarray, with_features: bool) -> BatchOutput:
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        await asyncio.sleep(0.02)
+        self.running -= 1
+        return BatchOutput(np.full((len(batch), 10), 0.1, dtype=np.float32), None)
+
+
+@pytest.mark.parametrize("in_flight", [1, 3])
+async def test_batches_in_flight_follow_the_backend(in_flight: int) -> None:
+    remote = SlowRemote(in_flight)
+    batcher = Batcher(remote, Metrics(), max_batch_size=2, max_wait_seconds=0.0, max_queue_images=64)
+    batcher.start()
+    pending = [asyncio.ensure_future(batcher.submit(images(1, s), False)) for s in range(12)]
+    await asyncio.sleep(0)
+    await batcher.stop()  # also waits for the batches still in flight
+    assert all(len(task.result()) == 1 for task in pending)
+    assert remote.most_running == in_flight

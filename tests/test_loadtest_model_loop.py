@@ -15,6 +15,7 @@ from loadtest.model_loop import preparation, run_loop
 from loadtest.samples import load_samples
 from loadtest.workloads import Workload
 from model.card import load_card
+from service.model_runner import ModelRunner
 from service.preprocessing import Normalization
 
 
@@ -22,8 +23,8 @@ from service.preprocessing import Normalization
 def test_each_call_runs_a_whole_batch(artifact: Path, workload: Workload) -> None:
     card = load_card(artifact)
     prepare = preparation(workload, Normalization(card.input.mean, card.input.std))
-    module = torch.jit.load(str(artifact), map_location="cpu").eval()
-    result = run_loop(module, prepare, load_samples(), batch_size=4, duration_s=0.3)
+    runner = ModelRunner(artifact, torch.device("cpu"), torch_threads=1)
+    result = run_loop(runner, prepare, load_samples(), batch_size=4, duration_s=0.3)
     assert result.calls >= 1
     assert result.images == 4 * result.calls
     assert result.images_per_s == pytest.approx(result.images / result.duration_s)

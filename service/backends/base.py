@@ -27,6 +27,9 @@ class Backend(ABC):
     """A model behind the batcher. ``predict`` takes normalized float32 ``[N, 1, 28, 28]``."""
 
     name: str
+    # How many batches may be running at once: 1 for a model on our own thread; more for a
+    # remote server with several workers, so that none of them waits for the previous batch's reply.
+    max_batches_in_flight: int = 1
 
     @property
     @abstractmethod

@@ -52,6 +52,7 @@ class TorchServeBackend(Backend):
         connect_timeout_seconds: float,
         health_timeout_seconds: float,
         max_connections: int,
+        batches_in_flight: int = 2,
         expected_version: str | None = None,
         retry_after_seconds: int = 1,
     ) -> None:
@@ -61,6 +62,7 @@ class TorchServeBackend(Backend):
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds, sock_connect=connect_timeout_seconds)
         self._health_timeout = aiohttp.ClientTimeout(total=health_timeout_seconds, sock_connect=connect_timeout_seconds)
         self._max_connections = max_connections
+        self.max_batches_in_flight = batches_in_flight
         self._expected_version = expected_version
         self._unavailable_headers = {"Retry-After": str(retry_after_seconds)}
         self._session: aiohttp.ClientSession | None = None
@@ -77,6 +79,7 @@ class TorchServeBackend(Backend):
             connect_timeout_seconds=settings.torchserve_connect_timeout_seconds,
             health_timeout_seconds=settings.torchserve_health_timeout_seconds,
             max_connections=settings.torchserve_max_connections,
+            batches_in_flight=settings.torchserve_batches_in_flight,
             expected_version=load_card(settings.artifact).version,
             retry_after_seconds=settings.retry_after_seconds,
         )

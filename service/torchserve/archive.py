@@ -22,7 +22,7 @@ import yaml
 from pydantic import ValidationError
 
 from model.card import card_path_for, load_card
-from service.torchserve.runner import HandlerConfig
+from service.torchserve.worker import HandlerConfig
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,11 @@ import numpy as np
 
 from model.card import load_card
 from service.errors import ApiError, error_body
+from service.model_runner import ModelRunner
 from service.preprocessing import Normalization
 from service.responses import predict_body, predictions
-from service.torchserve.runner import HandlerConfig, ModelRunner, worker_device
 from service.torchserve.wire import ParsedRequest, parse_request
+from service.torchserve.worker import HandlerConfig, worker_device
 
 log = logging.getLogger(__name__)
 
