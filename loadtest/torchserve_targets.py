@@ -1,8 +1,8 @@
 """TorchServe in the benchmark: direct, and behind the gateway (``DIGITS_BACKEND=torchserve``).
 
 Both serve the archive ``digits export-mar`` builds from the benchmarked artifact, with the
-shipped ``deploy/torchserve`` configuration (TorchServe batching: batchSize 32, maxBatchDelay
-5 ms; one single-threaded worker per core). TorchServe's handler takes the gateway's JSON
+shipped ``deploy/torchserve`` configuration (TorchServe batching as in its model-config.yaml;
+one single-threaded worker per core). TorchServe's handler takes the gateway's JSON
 ``pixels`` body with ``preprocess=none`` as it is; it decodes no images (PNG decoding and
 ``auto`` preprocessing live in the gateway), so TorchServe direct takes the pixels workload only.
 """
@@ -14,10 +14,13 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import yaml
+
 from loadtest.processes import free_port
 from loadtest.samples import Sample
 from loadtest.targets import BenchContext, GatewayTarget, HttpTarget, TargetError, gateway_env
 from loadtest.workloads import HttpRequest, Workload, predict_requests
+from service.torchserve.archive import DEFAULT_MODEL_CONFIG
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -82,11 +85,15 @@ def launch_torchserve(context: BenchContext, name: str) -> TorchServe:
     return torchserve
 
 
+def _batching() -> str:
+    config = yaml.safe_load(DEFAULT_MODEL_CONFIG.read_text())
+    return f"batchSize {config['batchSize']}, maxBatchDelay {config['maxBatchDelay']} ms"
+
+
 class TorchServeTarget(HttpTarget):
     name = "torchserve"
     description = (
-        "TorchServe direct: our handler in TorchServe's Python workers (one per core, batchSize 32, "
-        "maxBatchDelay 5 ms), JSON pixels only"
+        f"TorchServe direct: our handler in TorchServe's Python workers (one per core, {_batching()}), JSON pixels only"
     )
 
     def __init__(self) -> None:

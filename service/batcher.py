@@ -2,8 +2,10 @@
 
 Requests wait in a bounded queue (counted in images). The worker takes whole requests
 until the batch is full; when the model is idle it waits at most ``max_wait`` for more
-to arrive, and while the model is busy the next batch fills up by itself. Up to the
-backend's ``max_batches_in_flight`` batches run at once. A full queue
+to arrive, and while the model is busy the next batch fills up by itself. One worker
+task per batch the backend takes at once (``max_batches_in_flight``): each takes a batch,
+awaits its result and goes straight on to the next, with no hop through the event loop
+in between. A full queue
 answers ``queue_full`` (503 with Retry-After) instead of letting latency grow unbounded.
 On ``stop`` everything already queued is still served before the worker exits.
 """
@@ -53,23 +55,22 @@ class Batcher:
         self._queued_images = 0
         self._arrived = asyncio.Event()
         self._closing = False
-        self._worker: asyncio.Task[None] | None = None
-        self._slots = asyncio.Semaphore(backend.max_batches_in_flight)
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._workers: list[asyncio.Task[None]] = []
 
     @property
     def queued_images(self) -> int:
         return self._queued_images
 
     def start(self) -> None:
-        self._worker = asyncio.create_task(self._run(), name="batcher")
+        self._workers = [
+            asyncio.create_task(self._run(), name=f"batcher-{n}") for n in range(self._backend.max_batches_in_flight)
+        ]
 
     async def stop(self) -> None:
-        """Refuse new work, serve everything queued, then end the worker."""
+        """Refuse new work, serve everything queued, then end the workers."""
         self._closing = True
         self._arrived.set()
-        if self._worker is not None:
-            await self._worker
+        await asyncio.gather(*self._workers)
 
     async def submit(self, inputs: np.ndarray, with_features: bool) -> BatchOutput:
         """Queue ``inputs`` (float32 ``[n, 1, 28, 28]``) and wait for their share of a batch."""
@@ -95,20 +96,13 @@ class Batcher:
         while True:
             if not self._queue:
                 if self._closing:
-                    await asyncio.gather(*self._in_flight)
                     return
                 self._arrived.clear()
                 await self._arrived.wait()
                 continue
             await self._fill_or_timeout()
-            await self._slots.acquire()  # the batch keeps filling while every slot is busy
-            served = asyncio.create_task(self._serve(self._take_batch()))
-            self._in_flight.add(served)
-            served.add_done_callback(self._batch_done)
-
-    def _batch_done(self, served: asyncio.Task[None]) -> None:
-        self._in_flight.discard(served)
-        self._slots.release()
+            if self._queue:  # another worker may have taken it meanwhile
+                await self._serve(self._take_batch())
 
     async def _fill_or_timeout(self) -> None:
         deadline = self._queue[0].enqueued_at + self.max_wait_seconds
