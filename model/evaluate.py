@@ -13,7 +13,7 @@ EVAL_BATCH_SIZE = 1000
 
 def normalize(images: np.ndarray, mean: float, std: float) -> torch.Tensor:
     """uint8 ``[N, 28, 28]`` images to the normalized float ``[N, 1, 28, 28]`` the model takes."""
-    x = torch.from_numpy(images).to(torch.float32).div_(255.0).unsqueeze(1)
+    x = torch.from_numpy(images.astype(np.float32)).div_(255.0).unsqueeze(1)  # a copy: the IDX buffer is read-only
     return x.sub_(mean).div_(std)
 
 
