@@ -20,11 +20,12 @@ from pathlib import Path
 import orjson
 
 from loadtest.checks import prediction_problem
-from loadtest.processes import CpuMeter, ServerProcess, free_port
+from loadtest.processes import CpuMeter, ServerProcess
 from loadtest.results import Measurement
 from loadtest.samples import Sample
 from loadtest.workloads import HttpRequest, Workload, predict_requests
 from loadtest.wrk import Wrk
+from service.local_servers import free_port
 
 
 class TargetError(RuntimeError):

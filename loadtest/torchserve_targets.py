@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from loadtest.processes import free_port
 from loadtest.samples import Sample
 from loadtest.targets import BenchContext, GatewayTarget, HttpTarget, TargetError, gateway_env
 from loadtest.workloads import HttpRequest, Workload, predict_requests
+from service.local_servers import free_port
 from service.torchserve.archive import DEFAULT_MODEL_CONFIG
 
 if TYPE_CHECKING:

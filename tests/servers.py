@@ -5,42 +5,15 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.local_servers import free_port, wait_until_ready
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
-    """Poll ``url`` until it answers 200; fail early if ``process`` died."""
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before {url} was ready")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except urllib.error.HTTPError as exc:
-            last = f"HTTP {exc.code}"
-        except OSError as exc:
-            last = str(exc)
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not ready after {timeout} s ({last})")
 
 
 @dataclass
@@ -78,7 +51,23 @@ def gateway_process(
     server = ServerProcess(process, f"http://127.0.0.1:{port}", log_path)
     try:
         if wait_ready:
-            wait_for(f"{server.url}/readyz", ready_timeout, process)
+            wait_until_ready(f"{server.url}/readyz", ready_timeout, process)
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def echo_peer() -> Iterator[str]:
+    """The benchmark's bare FastAPI echo app on a free port: it answers 200 with the request itself."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "loadtest.peers.echo_app:app", "--port", str(port),
+               "--log-level", "warning"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=REPO, env=os.environ.copy())
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ready(f"{url}/readyz", 60, process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)

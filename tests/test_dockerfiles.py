@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.servers import ServerProcess, free_port
+from service.local_servers import free_port
+from tests.servers import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 GATEWAY = ROOT / "deploy" / "gateway" / "Dockerfile"

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 
 from loadtest.runner import HTML_REPORT, SUMMARY, TOTALS, LoadTestConfig, Objectives, run_loadtest
-from tests.servers import REPO, ServerProcess, free_port, wait_for
+from tests.servers import ServerProcess, echo_peer
 
 REQUEST_NAMES = ("upload png", "json pixels", "json batch of 16", "json feature maps")
 
@@ -33,32 +30,11 @@ def test_smoke_run_against_the_gateway_has_no_failures(gateway: ServerProcess, t
 
 def test_wrong_answers_count_as_failures_and_fail_the_run(tmp_path: Path) -> None:
     # The echo peer answers 200 with the request itself: no predictions, so every request must fail.
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "loadtest.peers.echo_app:app",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    echo = subprocess.Popen(command, cwd=REPO, env=os.environ.copy())
-    try:
-        wait_for(f"http://127.0.0.1:{port}/readyz", 30, echo)
+    with echo_peer() as url:
         config = LoadTestConfig(
-            host=f"http://127.0.0.1:{port}",
-            users=2,
-            spawn_rate=2,
-            duration_s=2,
-            out_dir=tmp_path,
-            user_classes=("PixelsUser",),
+            host=url, users=2, spawn_rate=2, duration_s=2, out_dir=tmp_path, user_classes=("PixelsUser",)
         )
         assert run_loadtest(config) == 1
-    finally:
-        echo.terminate()
-        echo.wait(10)
     summary = orjson.loads((tmp_path / SUMMARY).read_bytes())
     assert summary["totals"]["requests"] > 0
     assert summary["totals"]["failures"] == summary["totals"]["requests"]

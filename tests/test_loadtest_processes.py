@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.processes import CpuMeter, ServerProcess, cpu_seconds, free_port, process_tree
+from loadtest.processes import CpuMeter, ServerProcess, cpu_seconds, process_tree
+from service.local_servers import free_port
 
 BUSY = [sys.executable, "-c", "while True: pass"]
 

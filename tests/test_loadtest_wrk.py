@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from loadtest.processes import ServerProcess, free_port
 from loadtest.samples import load_samples
 from loadtest.workloads import HttpRequest, Workload, predict_requests
 from loadtest.wrk import Wrk, WrkError
+from service.local_servers import free_port
+from tests.servers import echo_peer
 
 
 @pytest.fixture(scope="module")
-def echo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "loadtest.peers.echo_app:app",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    server = ServerProcess("echo", command, {}, tmp_path_factory.mktemp("echo"))
-    url = f"http://127.0.0.1:{port}"
-    server.start(url + "/readyz", timeout_s=60)
-    yield url
-    server.stop()
+def echo_url() -> Iterator[str]:
+    with echo_peer() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

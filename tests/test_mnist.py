@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from model.mnist import FILES, MnistError, MnistFile, download_file, load_mnist, verify
-from tests.servers import free_port
+from service.local_servers import free_port
 
 
 def test_loads_the_canonical_files(data_dir: Path) -> None:

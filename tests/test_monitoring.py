@@ -27,7 +27,8 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.servers import REPO, free_port, wait_for
+from service.local_servers import free_port, wait_until_ready
+from tests.servers import REPO
 
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "digits.json"
 RULE_FILES = sorted((REPO / "deploy" / "prometheus" / "rules").glob("*.yml"))
@@ -75,8 +76,8 @@ def start_monitor(tmp: Path, *extra: str, env: dict[str, str] | None = None) -> 
         process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})}, stdout=log, stderr=log)
     stack = Stack(process, f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{prometheus_port}", None, log_path)
     try:
-        wait_for(f"{stack.prometheus_url}/-/ready", 300, process)
-        wait_for(f"{stack.gateway_url}/readyz", 30, process)
+        wait_until_ready(f"{stack.prometheus_url}/-/ready", 300, process)
+        wait_until_ready(f"{stack.gateway_url}/readyz", 30, process)
     except BaseException:
         stack.stop()
         raise AssertionError(log_path.read_text(errors="replace")[-4000:]) from None

@@ -24,10 +24,11 @@ from PIL import Image
 from model.mnist import Split, load_test_split
 from service.backends.torchserve import TorchServeBackend
 from service.errors import ApiError, ErrorCode
+from service.local_servers import wait_until_ready
 from service.settings import Settings
 from service.torchserve.archive import build_archive
 from service.torchserve.launcher import TorchServe, TorchServeConfig
-from tests.servers import ServerProcess, gateway_process, wait_for
+from tests.servers import ServerProcess, gateway_process
 from tests.uploads import encode, realistic_upload
 
 ATOL = 1e-5
@@ -201,7 +202,7 @@ def test_torchserve_down_gives_503_and_traffic_resumes_when_it_is_back(
     finally:
         torchserve.start()
         torchserve.wait_ready()
-    wait_for(f"{ts_gateway.url}/readyz", timeout=30)
+    wait_until_ready(f"{ts_gateway.url}/readyz", timeout=30)
     after = httpx.post(f"{ts_gateway.url}/v1/predict", json=body, timeout=30)
     assert after.status_code == 200
     np.testing.assert_allclose(

@@ -15,10 +15,11 @@ import httpx
 import psutil
 import pytest
 
+from service.local_servers import free_port, wait_until_ready
 from service.settings import Settings
 from service.torchserve.commands import launcher_config
 from service.torchserve.launcher import TorchServeConfig
-from tests.servers import free_port, gateway_process, wait_for
+from tests.servers import gateway_process
 
 PIXELS = {"instances": [{"pixels": [[0] * 28] * 10 + [[0] * 13 + [255] * 2 + [0] * 13] * 8 + [[0] * 28] * 10}]}
 
@@ -73,7 +74,7 @@ def test_serve_with_torchserve_starts_both_and_sigterm_stops_both(tmp_path: Path
     env = {**torchserve_env(logs), "DIGITS_HOST": "127.0.0.1", "DIGITS_PORT": str(port)}
     with digits_command(["serve", "--backend", "torchserve"], env, cwd) as process:
         gateway = f"http://127.0.0.1:{port}"
-        wait_for(f"{gateway}/readyz", timeout=240, process=process)
+        wait_until_ready(f"{gateway}/readyz", timeout=240, process=process)
         assert httpx.get(f"{gateway}/readyz").json()["backend"] == "torchserve"
         answer = httpx.post(f"{gateway}/v1/predict", json={**PIXELS, "preprocess": "none"}, timeout=30)
         assert answer.status_code == 200 and len(answer.json()["predictions"][0]["probabilities"]) == 10
@@ -93,7 +94,7 @@ def test_torchserve_command_and_a_gateway_are_the_documented_pair(tmp_path: Path
     logs = tmp_path / "torchserve-logs"
     env = torchserve_env(logs)
     with digits_command(["torchserve"], env, tmp_path / "cwd") as torchserve:
-        wait_for(f"{env['DIGITS_TORCHSERVE_URL']}/ping", timeout=240, process=torchserve)
+        wait_until_ready(f"{env['DIGITS_TORCHSERVE_URL']}/ping", timeout=240, process=torchserve)
         with gateway_process(tmp_path, {**env, "DIGITS_BACKEND": "torchserve"}) as gateway:
             answer = httpx.post(f"{gateway.url}/v1/predict", json=PIXELS, timeout=30)
             assert answer.status_code == 200, answer.text

@@ -8,17 +8,15 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from service.local_servers import LOOPBACK, NotReadyError, wait_until_ready
 from service.monitoring.config import DEFAULT_PROMETHEUS_CONFIG, load_config, with_targets, write_config
 
 log = logging.getLogger(__name__)
 
-LOOPBACK = "127.0.0.1"
 GATEWAY_JOB = "gateway"
 TORCHSERVE_JOB = "torchserve"
 
@@ -65,23 +63,11 @@ class MonitorOptions:
         }
 
 
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
-    """Polls ``url`` until it answers 200; fails at once if ``process`` exits first."""
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise MonitorError(f"{process.args!r} exited with {process.returncode} before {url} was ready")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except urllib.error.HTTPError as exc:
-            last = f"HTTP {exc.code}"
-        except OSError as exc:
-            last = str(exc)
-        time.sleep(0.25)
-    raise MonitorError(f"{url} was not ready after {timeout:.0f} s ({last})")
+def _wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    try:
+        wait_until_ready(url, timeout, process, poll_seconds=0.25)
+    except NotReadyError as exc:
+        raise MonitorError(str(exc)) from exc
 
 
 @dataclass
@@ -112,7 +98,7 @@ class MonitoringStack:
             command += ["--backend", self.options.backend]
         process = subprocess.Popen(command, env=os.environ.copy())
         self.processes[GATEWAY_JOB] = process
-        wait_until_ready(f"{self.options.gateway_url}/readyz", process, self.options.ready_timeout_seconds)
+        _wait_until_ready(f"{self.options.gateway_url}/readyz", process, self.options.ready_timeout_seconds)
         log.info("gateway ready at %s", self.options.gateway_url)
 
     def _start_prometheus(self, binary: str, config_file: Path) -> None:
@@ -127,7 +113,7 @@ class MonitoringStack:
             process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
         self.processes["prometheus"] = process
         try:
-            wait_until_ready(f"{self.options.prometheus_url}/-/ready", process, self.options.ready_timeout_seconds)
+            _wait_until_ready(f"{self.options.prometheus_url}/-/ready", process, self.options.ready_timeout_seconds)
         except MonitorError as exc:
             raise MonitorError(f"{exc}; Prometheus's log: {log_path}") from exc
         log.info("Prometheus ready at %s (config %s, log %s)", self.options.prometheus_url, config_file, log_path)

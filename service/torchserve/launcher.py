@@ -37,7 +37,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,6 +50,8 @@ from typing import Any, Self
 
 import psutil
 from ts.model_server import load_properties
+
+from service.local_servers import free_ports
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class TorchServeConfig:
     @classmethod
     def on_free_ports(cls, mar_path: Path, log_dir: Path, **fields: Any) -> Self:
         """A loopback config on three ports that are free right now (tests, benchmarks)."""
-        inference, management, metrics = _free_ports(3)
+        inference, management, metrics = free_ports(3)
         return cls(
             mar_path=mar_path,
             log_dir=log_dir,
@@ -259,7 +260,7 @@ class TorchServe:
         }
         if c.workers is not None:
             env["TS_DEFAULT_WORKERS_PER_MODEL"] = str(c.workers)
-        free = iter(_free_ports(2))
+        free = iter(free_ports(2))
         env["TS_GRPC_INFERENCE_PORT"] = str(c.grpc_inference_port or next(free))
         env["TS_GRPC_MANAGEMENT_PORT"] = str(c.grpc_management_port or next(free))
         return env
@@ -279,14 +280,6 @@ class TorchServe:
             return "\n".join(self.output_log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no output)"
-
-
-def _free_ports(count: int) -> list[int]:
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 def _java_available() -> bool:
