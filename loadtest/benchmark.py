@@ -78,6 +78,7 @@ class BenchmarkConfig:
     generator_cpus: frozenset[int] | None = None
     torch_threads: int = 1
     wrk_threads: int = 1
+    gateway_workers: int | None = None  # default: one per server CPU, as TorchServe's workers
     log_dir: Path | None = field(default=None)
 
     def __post_init__(self) -> None:
@@ -90,10 +91,14 @@ class BenchmarkConfig:
             raise ValueError("connection counts must be 1 or more, e.g. --connections 1,8,32")
         if self.duration_s < 1 or self.warmup_s < 0:
             raise ValueError("--duration must be at least 1 s and --warmup 0 s or more (whole seconds: wrk's unit)")
-        if self.torch_threads < 1 or self.wrk_threads < 1:
-            raise ValueError("--torch-threads and --wrk-threads must be at least 1")
+        if self.torch_threads < 1 or self.wrk_threads < 1 or (self.gateway_workers or 1) < 1:
+            raise ValueError("--torch-threads, --wrk-threads and --gateway-workers must be at least 1")
         if not self.artifact.is_file():
             raise ValueError(f"model artifact {self.artifact} does not exist; pass --artifact or run digits train")
+
+    @property
+    def workers(self) -> int:
+        return self.gateway_workers or len(self.server_cpus or os.sched_getaffinity(0))
 
     @property
     def cells(self) -> int:
@@ -111,6 +116,7 @@ class BenchmarkConfig:
             "generator_cpus": sorted(self.generator_cpus) if self.generator_cpus else "all",
             "torch_threads": self.torch_threads,
             "wrk_threads": self.wrk_threads,
+            "gateway_workers": self.workers,
         }
 
 
@@ -177,6 +183,7 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress = print) -> Benchm
             duration_s=config.duration_s,
             warmup_s=config.warmup_s,
             torch_threads=config.torch_threads,
+            gateway_workers=config.workers,
         )
         for name in config.targets:
             target = TARGETS[name]()

@@ -108,6 +108,7 @@ def _benchmark(args: argparse.Namespace) -> int:
             generator_cpus=parse_cpus(args.generator_cpus),
             torch_threads=args.torch_threads,
             wrk_threads=args.wrk_threads,
+            gateway_workers=args.gateway_workers,
             log_dir=args.log_dir,
         )
     except ValueError as exc:
@@ -149,5 +150,8 @@ def add_benchmark(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         "--torch-threads", type=int, default=1, help="model threads of every target (default: %(default)s)"
     )
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default: %(default)s)")
+    parser.add_argument(
+        "--gateway-workers", type=int, help="processes of both gateway targets (default: one per server CPU)"
+    )
     parser.add_argument("--log-dir", type=Path, help="where server logs go (default: a new temporary folder)")
     parser.set_defaults(handler=_benchmark)

@@ -94,7 +94,9 @@ def _header(run: BenchmarkRun) -> list[str]:
         f"Load generator: {m.get('wrk') or 'wrk'} ({s['wrk_threads']} thread) on the same machine, pinned to "
         f"{_cpus(s['generator_cpus'])}; servers pinned to {_cpus(s['server_cpus'])}. Every target runs alone; "
         f"each cell is {s['warmup_s']} s of warm-up, then {s['duration_s']} s measured at a fixed number of "
-        f"connections. Model threads: {s['torch_threads']} (gateway, naive app, each TorchServe worker, model loop). "
+        f"connections. Gateway workers: {s.get('gateway_workers', 1)} processes (TorchServe: one worker per CPU; "
+        "echo and naive apps: one process). "
+        f"Model threads: {s['torch_threads']} (each gateway worker, naive app, each TorchServe worker, model loop). "
         "*wrk CPU* and *server CPU* are cores kept busy on average (1.00 = one core). "
         "*vs gateway* is req/s relative to the embedded gateway, *of ceiling* relative to the model loop.",
     ]

@@ -43,6 +43,7 @@ class BenchContext:
     duration_s: int
     warmup_s: int
     torch_threads: int
+    gateway_workers: int = 1
     python: str = sys.executable
 
 
@@ -192,6 +193,7 @@ def gateway_env(context: BenchContext, port: int) -> dict[str, str]:
         "DIGITS_PORT": str(port),
         "DIGITS_ARTIFACT": str(context.artifact),
         "DIGITS_TORCH_THREADS": str(context.torch_threads),
+        "DIGITS_WORKERS": str(context.gateway_workers),
     }
 
 

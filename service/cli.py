@@ -64,7 +64,9 @@ def _serve(args: argparse.Namespace) -> int:
     from service.settings import Settings
 
     overrides = {
-        k: v for k, v in {"host": args.host, "port": args.port, "backend": args.backend}.items() if v is not None
+        k: v
+        for k, v in {"host": args.host, "port": args.port, "backend": args.backend, "workers": args.workers}.items()
+        if v is not None
     }
     settings = Settings(**overrides)
     if args.backend == "torchserve":  # a local TorchServe first, then the gateway in front of it
@@ -98,6 +100,7 @@ def _add_serve(sub: Subcommands) -> None:
     parser = sub.add_parser("serve", help="run the gateway (settings from DIGITS_* environment variables)")
     parser.add_argument("--host", help="bind address (default: $DIGITS_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: $DIGITS_PORT or 8000)")
+    parser.add_argument("--workers", type=int, help="gateway processes (default: $DIGITS_WORKERS or 1)")
     parser.add_argument(
         "--backend",
         choices=["embedded", "torchserve"],

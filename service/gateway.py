@@ -82,9 +82,14 @@ class Gateway:
         return {"name": self.card.name, "version": self.card.version}
 
     async def start(self) -> None:
-        """Start batching now and load the model in the background, so /readyz can say 503 meanwhile."""
+        """Start batching and load the model: in the background (/readyz says 503 meanwhile), or with
+        several workers before this worker takes connections."""
         self.batcher.start()
         self._setup_task = asyncio.create_task(self._setup())
+        if self.settings.workers > 1:
+            # Workers share one port: each takes connections only once its model is loaded, so no
+            # request lands on a worker that is still loading while another one could serve it.
+            await self._setup_task
 
     async def _setup(self) -> None:
         try:
@@ -112,12 +117,14 @@ class Gateway:
         await self.batcher.stop()
         self._setup_task.cancel()
         await self.backend.close()
+        self.metrics.retire()
 
     def serving_info(self) -> dict[str, Any]:
         s = self.settings
         return {
             "backend": self.backend.name,
             "device": self.backend.device,
+            "workers": s.workers,
             "batching": {
                 "max_batch_size": s.max_batch_size,
                 "max_batch_wait_ms": s.max_batch_wait_ms,

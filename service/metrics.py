@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+# Set (by ``digits serve`` with several workers) before the worker processes start: prometheus-client then
+# keeps every value in files there, and any worker can report the sum over all of them.
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 # The *_created series double the output and no dashboard reads them.
 disable_created_metrics()
@@ -39,12 +46,24 @@ LATENCY_BUCKETS = (
 BATCH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256)
 
 
+def multiprocess_mode() -> bool:
+    return bool(os.environ.get(MULTIPROCESS_DIR_VARIABLE))
+
+
 class Metrics:
-    """All collectors, on a registry of their own so that several apps can live in one process."""
+    """All collectors, on a registry of their own so that several apps can live in one process.
+
+    ``exported`` is what ``/metrics`` and the dashboard read: that registry, or with several
+    worker processes, a view that adds up every worker's values.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        self.exported = self.registry
+        if multiprocess_mode():
+            self.exported = CollectorRegistry()
+            MultiProcessCollector(self.exported)
         self.http_requests = Counter(
             "digits_http_requests",
             "HTTP requests by route, method and status",
@@ -71,12 +90,20 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.queue_depth = Gauge("digits_queue_depth", "Images waiting for the model", registry=r)
-        self.inflight = Gauge("digits_inflight_requests", "HTTP requests being served", registry=r)
+        self.queue_depth = Gauge(
+            "digits_queue_depth", "Images waiting for the model", registry=r, multiprocess_mode="livesum"
+        )
+        self.inflight = Gauge(
+            "digits_inflight_requests", "HTTP requests being served", registry=r, multiprocess_mode="livesum"
+        )
         self.predictions = Counter("digits_predictions", "Predictions by label", ["label"], registry=r)
         self.errors = Counter("digits_errors", "Error responses by code", ["code"], registry=r)
         self.model_info = Gauge(
-            "digits_model_info", "The served model", ["name", "version", "sha256", "backend", "device"], registry=r
+            "digits_model_info",
+            "The served model",
+            ["name", "version", "sha256", "backend", "device"],
+            registry=r,
+            multiprocess_mode="max",
         )
         # Labelled children looked up once: labels() takes a lock and builds a key on every call.
         self.predictions_by_label = [self.predictions.labels(label=str(label)) for label in range(10)]
@@ -97,4 +124,9 @@ class Metrics:
         duration.observe(seconds)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.exported)
+
+    def retire(self) -> None:
+        """At a worker's exit: its live gauges (queue depth, in flight) stop counting in the sum."""
+        if multiprocess_mode():
+            mark_process_dead(os.getpid())

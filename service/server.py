@@ -1,20 +1,53 @@
-"""Run the gateway under uvicorn (what ``digits serve`` does)."""
+"""Run the gateway under uvicorn (what ``digits serve`` does): one process, or several workers on one port."""
 
 from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import uvicorn
 
 from service.app import create_app
+from service.metrics import MULTIPROCESS_DIR_VARIABLE
 from service.settings import Settings
 
 
 def run_gateway(settings: Settings) -> None:
-    """Serve until SIGINT/SIGTERM; then stop accepting, finish what is queued, and exit."""
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        access_log=False,
-        timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
-        log_level="info",
-    )
+    """Serve until SIGINT/SIGTERM; then stop accepting, finish what is queued, and exit.
+
+    With ``workers`` > 1, uvicorn starts that many processes on the port. Each one reads its
+    settings from the environment (these settings, exported) and has its own model and batcher;
+    the metrics of all of them are added up in a shared directory (prometheus-client's
+    multiprocess mode), so every worker's ``/metrics`` reports the whole server.
+    """
+    options = {
+        "host": settings.host,
+        "port": settings.port,
+        "access_log": False,
+        "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
+        "log_level": "info",
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        return
+    with _shared_metrics_directory():
+        os.environ.update(settings_environment(settings))
+        uvicorn.run("service.app:create_app", factory=True, workers=settings.workers, **options)  # type: ignore[arg-type]
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """``DIGITS_*`` variables that make ``Settings()`` in another process equal ``settings``."""
+    values = settings.model_dump(mode="json", exclude_none=True)
+    return {f"DIGITS_{name.upper()}": str(value) for name, value in values.items()}
+
+
+@contextmanager
+def _shared_metrics_directory() -> Iterator[None]:
+    with tempfile.TemporaryDirectory(prefix="digits-metrics-") as directory:
+        os.environ[MULTIPROCESS_DIR_VARIABLE] = directory
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROCESS_DIR_VARIABLE]

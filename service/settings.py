@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     backend: Literal["embedded", "torchserve"] = "embedded"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     torch_threads: int = Field(1, ge=1, description="intra-op threads of the embedded model")
+    workers: int = Field(1, ge=1, description="gateway processes on the port, each with its own model and batcher")
 
     # Limits.
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="request body size limit (413 beyond)")

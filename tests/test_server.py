@@ -14,7 +14,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
+import psutil
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from service.server import settings_environment
+from service.settings import Settings
 from tests.servers import ServerProcess, gateway_process
 
 
@@ -95,3 +100,39 @@ def test_sigterm_finishes_every_accepted_request(tmp_path: Path) -> None:
     assert [status for status, _ in results] == [200] * 24, log
     assert all(label == 1 for _, label in results)
     assert "Shutting down" in log
+
+
+def _predict_requests_counted(url: str) -> float:
+    with urllib.request.urlopen(f"{url}/metrics") as response:
+        families = text_string_to_metric_families(response.read().decode())
+    return sum(
+        sample.value
+        for family in families
+        for sample in family.samples
+        if sample.name == "digits_http_requests_total" and sample.labels["route"] == "/v1/predict"
+    )
+
+
+def test_workers_serve_one_port_and_report_one_set_of_metrics(tmp_path: Path) -> None:
+    with gateway_process(tmp_path, {"DIGITS_WORKERS": "2"}, ready_timeout=120) as server:
+        workers = psutil.Process(server.process.pid).children()
+        assert len(workers) >= 2, server.log()  # uvicorn's supervisor, then one process per worker
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(lambda seed: post_pixels(server.url, seed), range(40)))
+        assert [status for status, _ in results] == [200] * 40
+        assert all(label == 1 for _, label in results)
+        # whichever worker answers the scrape, it reports what all of them served
+        assert {_predict_requests_counted(server.url) for _ in range(6)} == {40.0}
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(30) in (0, -signal.SIGTERM)
+    assert "Stopping parent process" in server.log()
+
+
+def test_exported_settings_rebuild_the_same_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    custom = Settings(
+        port=9123, workers=3, max_batch_size=32, max_images_per_request=16, artifact=Path("/srv/model.pt"),
+        dashboard_route="/healthz", torchserve_timeout_seconds=2.5,
+    )  # fmt: skip
+    for name, value in settings_environment(custom).items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == custom

@@ -32,7 +32,7 @@ PAGE_HEADERS = {
 async def sample_metrics(app: FastAPI) -> AsyncIterator[None]:
     """Keep the dashboard's metrics history for as long as the app runs."""
     gateway: Gateway = app.state.gateway
-    history = MetricsHistory(gateway.metrics.registry, gateway.settings)
+    history = MetricsHistory(gateway.metrics.exported, gateway.settings)
     app.state.metrics_history = history
     task = asyncio.create_task(history.run(), name="dashboard-metrics-history")
     try:
