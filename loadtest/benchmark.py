@@ -4,6 +4,10 @@ Targets are measured one after another, each alone on the machine: start it, sen
 checked probe per workload, warm up, then ``wrk`` holds N connections for a fixed time
 (for the model loop: a batch of N per call). A target that cannot start or answers wrongly
 is recorded as skipped with the reason, and the run goes on with the next one.
+
+The whole sequence runs several rounds, so a burst of noise from a shared machine hits one
+round of one target rather than the ratios between targets: each cell reports its median
+round whole (percentiles and CPU of that same round) with every round's throughput beside it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from loadtest.machine import describe_machine
@@ -70,15 +74,16 @@ class BenchmarkConfig:
     targets: tuple[str, ...] = tuple(TARGETS)
     workloads: tuple[Workload, ...] = tuple(Workload)
     connections: tuple[int, ...] = DEFAULT_CONNECTIONS
-    duration_s: int = 6
+    duration_s: int = 4
     warmup_s: int = 1
+    rounds: int = 3
     artifact: Path = DEFAULT_ARTIFACT
     out_dir: Path = Path("reports")
     server_cpus: frozenset[int] | None = None
     generator_cpus: frozenset[int] | None = None
     torch_threads: int = 1
     wrk_threads: int = 1
-    gateway_workers: int | None = None  # default: one per server CPU, as TorchServe's workers
+    http_workers: int | None = None  # default: one per server CPU, as TorchServe's workers
     log_dir: Path | None = field(default=None)
 
     def __post_init__(self) -> None:
@@ -91,14 +96,16 @@ class BenchmarkConfig:
             raise ValueError("connection counts must be 1 or more, e.g. --connections 1,8,32")
         if self.duration_s < 1 or self.warmup_s < 0:
             raise ValueError("--duration must be at least 1 s and --warmup 0 s or more (whole seconds: wrk's unit)")
-        if self.torch_threads < 1 or self.wrk_threads < 1 or (self.gateway_workers or 1) < 1:
-            raise ValueError("--torch-threads, --wrk-threads and --gateway-workers must be at least 1")
+        if self.rounds < 1:
+            raise ValueError("--rounds must be at least 1")
+        if self.torch_threads < 1 or self.wrk_threads < 1 or (self.http_workers or 1) < 1:
+            raise ValueError("--torch-threads, --wrk-threads and --workers must be at least 1")
         if not self.artifact.is_file():
             raise ValueError(f"model artifact {self.artifact} does not exist; pass --artifact or run digits train")
 
     @property
     def workers(self) -> int:
-        return self.gateway_workers or len(self.server_cpus or os.sched_getaffinity(0))
+        return self.http_workers or len(self.server_cpus or os.sched_getaffinity(0))
 
     @property
     def cells(self) -> int:
@@ -111,12 +118,13 @@ class BenchmarkConfig:
             "connections": list(self.connections),
             "duration_s": self.duration_s,
             "warmup_s": self.warmup_s,
+            "rounds": self.rounds,
             "artifact": str(self.artifact),
             "server_cpus": sorted(self.server_cpus) if self.server_cpus else "all",
             "generator_cpus": sorted(self.generator_cpus) if self.generator_cpus else "all",
             "torch_threads": self.torch_threads,
             "wrk_threads": self.wrk_threads,
-            "gateway_workers": self.workers,
+            "http_workers": self.workers,
         }
 
 
@@ -173,7 +181,7 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress = print) -> Benchm
     )
     samples = load_samples()
     log_dir = config.log_dir or Path(tempfile.mkdtemp(prefix="digits-benchmark-"))
-    progress(f"{config.cells} cells of {config.duration_s} s; server logs in {log_dir}")
+    progress(f"{config.rounds} x {config.cells} cells of {config.duration_s} s; server logs in {log_dir}")
     with Wrk(cpus=set(config.generator_cpus or ()), threads=config.wrk_threads) as wrk, pinned(config.server_cpus):
         context = BenchContext(
             artifact=config.artifact.resolve(),
@@ -183,22 +191,41 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress = print) -> Benchm
             duration_s=config.duration_s,
             warmup_s=config.warmup_s,
             torch_threads=config.torch_threads,
-            gateway_workers=config.workers,
+            http_workers=config.workers,
         )
-        for name in config.targets:
-            target = TARGETS[name]()
-            try:
-                target.start(context)
-            except TargetError as exc:
-                run.skipped += [Skipped(name, workload.value, f"did not start: {exc}") for workload in config.workloads]
-                progress(f"{name:<20} did not start: {exc}")
-                continue
-            try:
-                _measure_target(target, config, context, run, progress)
-            finally:
-                target.stop()
+        for number in range(1, config.rounds + 1):
+            if config.rounds > 1:
+                progress(f"round {number} of {config.rounds}")
+            for name in config.targets:
+                target = TARGETS[name]()
+                try:
+                    target.start(context)
+                except TargetError as exc:
+                    run.skipped += [Skipped(name, w.value, f"did not start: {exc}") for w in config.workloads]
+                    progress(f"{name:<20} did not start: {exc}")
+                    continue
+                try:
+                    _measure_target(target, config, context, run, progress)
+                finally:
+                    target.stop()
+    run.measurements = median_rounds(run.measurements)
+    run.skipped = list({(item.target, item.workload): item for item in reversed(run.skipped)}.values())[::-1]
     run.machine["load_average_after"] = list(os.getloadavg())
     return run
+
+
+def median_rounds(rows: Sequence[Measurement]) -> list[Measurement]:
+    """One row per cell, in first-measured order: the round with the median throughput (the lower one of
+    an even count), whole, with every round's throughput in ``round_rps``."""
+    cells: dict[tuple[str, str, int], list[Measurement]] = {}
+    for row in rows:
+        cells.setdefault((row.target, row.workload, row.connections), []).append(row)
+    if all(len(rounds) == 1 for rounds in cells.values()):
+        return list(rows)
+    return [
+        replace(sorted(rounds, key=lambda row: row.rps)[(len(rounds) - 1) // 2], round_rps=tuple(r.rps for r in rounds))
+        for rounds in cells.values()
+    ]
 
 
 def run_names(text: str, allowed: Sequence[str], what: str) -> tuple[str, ...]:

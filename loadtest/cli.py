@@ -100,15 +100,16 @@ def _benchmark(args: argparse.Namespace) -> int:
             connections=tuple(
                 int(n) for n in (args.connections or (QUICK_CONNECTIONS if args.quick else "1,8,32")).split(",")
             ),
-            duration_s=args.duration or (QUICK_DURATION_S if args.quick else 6),
+            duration_s=args.duration or (QUICK_DURATION_S if args.quick else BenchmarkConfig.duration_s),
             warmup_s=args.warmup,
+            rounds=args.rounds or (1 if args.quick else BenchmarkConfig.rounds),
             artifact=args.artifact,
             out_dir=args.out,
             server_cpus=parse_cpus(args.server_cpus),
             generator_cpus=parse_cpus(args.generator_cpus),
             torch_threads=args.torch_threads,
             wrk_threads=args.wrk_threads,
-            gateway_workers=args.gateway_workers,
+            http_workers=args.workers,
             log_dir=args.log_dir,
         )
     except ValueError as exc:
@@ -133,7 +134,12 @@ def add_benchmark(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     parser.add_argument("--targets", help="comma-separated subset (default: all, in order)")
     parser.add_argument("--workloads", default="pixels,png", help="pixels and/or png (default: %(default)s)")
     parser.add_argument("--connections", help="comma-separated counts (default: 1,8,32; --quick: 1,32)")
-    parser.add_argument("--duration", type=int, help="seconds measured per cell (default: 6; --quick: 2)")
+    parser.add_argument("--duration", type=int, help="seconds measured per cell (default: 4; --quick: 2)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="times every target is measured, in turn; a cell shows its median round (default: 3; --quick: 1)",
+    )
     parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up per cell (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="short cells and fewer connection counts: a smoke run")
     parser.add_argument(
@@ -151,7 +157,10 @@ def add_benchmark(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default: %(default)s)")
     parser.add_argument(
-        "--gateway-workers", type=int, help="processes of both gateway targets (default: one per server CPU)"
+        "--workers",
+        type=int,
+        help="processes of every HTTP target but TorchServe: echo, naive, both gateways "
+        "(default: one per server CPU, as TorchServe's workers)",
     )
     parser.add_argument("--log-dir", type=Path, help="where server logs go (default: a new temporary folder)")
     parser.set_defaults(handler=_benchmark)

@@ -94,12 +94,27 @@ def _header(run: BenchmarkRun) -> list[str]:
         f"Load generator: {m.get('wrk') or 'wrk'} ({s['wrk_threads']} thread) on the same machine, pinned to "
         f"{_cpus(s['generator_cpus'])}; servers pinned to {_cpus(s['server_cpus'])}. Every target runs alone; "
         f"each cell is {s['warmup_s']} s of warm-up, then {s['duration_s']} s measured at a fixed number of "
-        f"connections. Gateway workers: {s.get('gateway_workers', 1)} processes (TorchServe: one worker per CPU; "
-        "echo and naive apps: one process). "
+        f"connections. {_rounds(s.get('rounds', 1))}"
+        f"HTTP workers: {s.get('http_workers', 1)} processes each for the echo app, the naive app "
+        "and both gateways (TorchServe: one worker per CPU). "
         f"Model threads: {s['torch_threads']} (each gateway worker, naive app, each TorchServe worker, model loop). "
         "*wrk CPU* and *server CPU* are cores kept busy on average (1.00 = one core). "
         "*vs gateway* is req/s relative to the embedded gateway, *of ceiling* relative to the model loop.",
     ]
+
+
+def _rounds(rounds: int) -> str:
+    if rounds == 1:
+        return "One round: each cell was measured once. "
+    return (
+        f"{rounds} rounds, every target measured once per round in turn: each cell is its median round "
+        "(req/s, percentiles and CPU all of that round) and *rounds* gives the lowest and highest req/s of the "
+        "rounds, the spread that noise on this machine caused. "
+    )
+
+
+def _spread(row: Measurement) -> str:
+    return f"{min(row.round_rps):,.0f}-{max(row.round_rps):,.0f}" if row.round_rps else "-"
 
 
 def _row(run: BenchmarkRun, row: Measurement) -> str:
@@ -109,7 +124,8 @@ def _row(run: BenchmarkRun, row: Measurement) -> str:
     of = f"{share['of_ceiling']:.0%}" if share["of_ceiling"] is not None else "-"
     wrk = f"{row.generator_cpu:.2f}" if row.generator_cpu is not None else "-"
     return (
-        f"| {row.target} | {row.connections} | {row.rps:,.0f}{unit} | {row.p50_ms:.1f} | {row.p95_ms:.1f} | "
+        f"| {row.target} | {row.connections} | {row.rps:,.0f}{unit} | {_spread(row)} | {row.p50_ms:.1f} | "
+        f"{row.p95_ms:.1f} | "
         f"{row.p99_ms:.1f} | {vs} | {of} | {row.errors} | {row.server_cpu:.2f} | {wrk} |"
     )
 
@@ -125,9 +141,9 @@ def to_markdown(run: BenchmarkRun) -> str:
             continue
         lines += ["", f"## Workload `{workload.value}`: {workload.description}", ""]
         lines += [
-            "| target | connections | req/s | p50 ms | p95 ms | p99 ms | vs gateway | of ceiling | errors "
+            "| target | connections | req/s | rounds | p50 ms | p95 ms | p99 ms | vs gateway | of ceiling | errors "
             "| server CPU | wrk CPU |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         lines += [_row(run, row) for row in rows]
         if skipped:

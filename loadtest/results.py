@@ -21,6 +21,7 @@ class Measurement:
     max_ms: float
     server_cpu: float  # cores the target's processes kept busy on average
     generator_cpu: float | None  # cores wrk kept busy; None where no load generator ran
+    round_rps: tuple[float, ...] = ()  # rps of every round, in order, when the row is the median of several
 
 
 @dataclass(frozen=True)

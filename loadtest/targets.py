@@ -43,7 +43,7 @@ class BenchContext:
     duration_s: int
     warmup_s: int
     torch_threads: int
-    gateway_workers: int = 1
+    http_workers: int = 1  # processes of the echo, naive and gateway servers
     python: str = sys.executable
 
 
@@ -157,11 +157,11 @@ class ProcessTarget(HttpTarget):
 
 
 def uvicorn_command(context: BenchContext, app: str, port: int) -> list[str]:
-    """The peers run under uvicorn with the gateway's choices: uvloop, httptools, no access log."""
+    """The peers run under uvicorn with the gateway's choices: uvloop, httptools, no access log, as many workers."""
     return [
         context.python, "-m", "uvicorn", app,
         "--host", "127.0.0.1", "--port", str(port),
-        "--no-access-log", "--log-level", "warning",
+        "--no-access-log", "--log-level", "warning", "--workers", str(context.http_workers),
     ]  # fmt: skip
 
 
@@ -193,7 +193,7 @@ def gateway_env(context: BenchContext, port: int) -> dict[str, str]:
         "DIGITS_PORT": str(port),
         "DIGITS_ARTIFACT": str(context.artifact),
         "DIGITS_TORCH_THREADS": str(context.torch_threads),
-        "DIGITS_WORKERS": str(context.gateway_workers),
+        "DIGITS_WORKERS": str(context.http_workers),
     }
 
 

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.benchmark import TARGETS, BenchmarkConfig, _measure_target, parse_cpus, run_benchmark
+from loadtest.benchmark import TARGETS, BenchmarkConfig, _measure_target, median_rounds, parse_cpus, run_benchmark
 from loadtest.checks import prediction_problem
+from loadtest.processes import process_tree
 from loadtest.report import to_markdown
-from loadtest.results import BenchmarkRun
+from loadtest.results import BenchmarkRun, Measurement
 from loadtest.samples import load_samples
-from loadtest.targets import BenchContext, EchoTarget, TargetError
+from loadtest.targets import BenchContext, EchoTarget, NaiveTarget, ProcessTarget, TargetError
 from loadtest.workloads import HttpRequest, Workload
 from loadtest.wrk import Wrk
 
@@ -20,7 +21,13 @@ LOCAL_TARGETS = ("model-loop", "fastapi-echo", "fastapi-naive", "gateway")
 
 def test_every_local_target_is_measured_at_every_connection_count(artifact: Path, tmp_path: Path) -> None:
     config = BenchmarkConfig(
-        targets=LOCAL_TARGETS, connections=(1, 4), duration_s=1, warmup_s=0, artifact=artifact, log_dir=tmp_path
+        targets=LOCAL_TARGETS,
+        connections=(1, 4),
+        duration_s=1,
+        warmup_s=0,
+        rounds=1,
+        artifact=artifact,
+        log_dir=tmp_path,
     )
     run = run_benchmark(config, progress=lambda line: None)
     assert run.skipped == []
@@ -36,9 +43,37 @@ def test_every_local_target_is_measured_at_every_connection_count(artifact: Path
         assert f"| {name} | 4 |" in markdown
 
 
+def test_rounds_interleave_targets_and_report_the_median_round(artifact: Path, tmp_path: Path) -> None:
+    config = BenchmarkConfig(
+        targets=("fastapi-echo", "model-loop"), workloads=(Workload.pixels,), connections=(1,), duration_s=1,
+        warmup_s=0, rounds=3, artifact=artifact, log_dir=tmp_path,
+    )  # fmt: skip
+    lines: list[str] = []
+    run = run_benchmark(config, progress=lines.append)
+    assert [row.target for row in run.measurements] == ["fastapi-echo", "model-loop"]
+    for row in run.measurements:
+        assert len(row.round_rps) == 3, row
+        assert row.rps == sorted(row.round_rps)[1], row
+    measured = [line.split()[0] for line in lines if line.split()[0] in config.targets]
+    assert measured == ["fastapi-echo", "model-loop"] * 3
+    assert run.settings["rounds"] == 3
+
+
+def cell(target: str, rps: float, p99: float) -> Measurement:
+    return Measurement(target, "pixels", 8, int(rps), 1.0, rps, 0, p99 / 2, p99, p99, p99, 1.0, 0.1)
+
+
+def test_the_median_round_is_kept_whole() -> None:
+    rows = [cell("a", 100, 9), cell("b", 50, 1), cell("a", 300, 7), cell("b", 70, 2), cell("a", 200, 5)]
+    a, b = median_rounds(rows)
+    assert (a.target, a.rps, a.p99_ms, a.round_rps) == ("a", 200, 5, (100, 300, 200))
+    assert (b.target, b.rps, b.p99_ms, b.round_rps) == ("b", 50, 1, (50, 70))  # the lower of an even count
+    assert median_rounds(rows[:2]) == rows[:2]  # one round: rows as measured
+
+
 def test_torchserve_direct_and_behind_the_gateway(artifact: Path, tmp_path: Path) -> None:
     config = BenchmarkConfig(
-        targets=("torchserve", "gateway-torchserve"), connections=(2,), duration_s=1, warmup_s=0,
+        targets=("torchserve", "gateway-torchserve"), connections=(2,), duration_s=1, warmup_s=0, rounds=1,
         artifact=artifact, log_dir=tmp_path,
     )  # fmt: skip
     run = run_benchmark(config, progress=lambda line: None)
@@ -47,6 +82,26 @@ def test_torchserve_direct_and_behind_the_gateway(artifact: Path, tmp_path: Path
     assert all(row.errors == 0 for row in run.measurements)
     assert [(item.target, item.workload) for item in run.skipped] == [("torchserve", "png")]
     assert "pixels" in run.skipped[0].reason
+
+
+@pytest.mark.parametrize("target_class", [EchoTarget, NaiveTarget])
+def test_peers_run_as_many_worker_processes_as_the_gateway(
+    target_class: type[ProcessTarget], artifact: Path, tmp_path: Path
+) -> None:
+    descendants = {}
+    with Wrk() as wrk:
+        for workers in (1, 2):
+            context = BenchContext(
+                artifact, load_samples(), tmp_path, wrk, duration_s=1, warmup_s=0, torch_threads=1, http_workers=workers
+            )
+            target = target_class()
+            target.start(context)
+            try:
+                target.measure(Workload.pixels, 2, context)
+                descendants[workers] = len(process_tree(target.server_pids()[0])) - 1
+            finally:
+                target.stop()
+    assert descendants[2] >= descendants[1] + 2, descendants
 
 
 class EchoPretendingToPredict(EchoTarget):
@@ -84,6 +139,7 @@ def test_a_target_with_wrong_answers_is_skipped_not_measured(artifact: Path, tmp
         ({"targets": ("nginx",)}, "unknown or no target"),
         ({"connections": (0,)}, "connection counts"),
         ({"duration_s": 0}, "--duration"),
+        ({"rounds": 0}, "--rounds"),
         ({"artifact": Path("/nonexistent/digits.pt")}, "does not exist"),
     ],
 )

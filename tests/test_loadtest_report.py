@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -50,7 +51,7 @@ def test_ratios_are_against_the_gateway_and_the_model_loop() -> None:
 
 def test_the_markdown_has_a_row_per_measurement_and_says_what_was_skipped() -> None:
     markdown = to_markdown(sample_run())
-    assert "| torchserve | 32 | 2,000 | 10.0 | 20.0 | 40.0 | 0.50x | 25% | 0 | 1.50 | 0.10 |" in markdown
+    assert "| torchserve | 32 | 2,000 | - | 10.0 | 20.0 | 40.0 | 0.50x | 25% | 0 | 1.50 | 0.10 |" in markdown
     assert "| model-loop | 32 | 8,000 img/s |" in markdown
     assert "- torchserve not measured: takes pixels only" in markdown
     assert "Test CPU (2 logical CPUs" in markdown
@@ -70,3 +71,13 @@ def test_both_files_are_written(tmp_path: Path) -> None:
     assert len(parsed["measurements"]) == 4
     assert parsed["measurements"][2]["vs_gateway"] == 0.5
     assert parsed["skipped"] == [{"target": "torchserve", "workload": "png", "reason": "takes pixels only"}]
+
+
+def test_rounds_show_their_spread() -> None:
+    run = sample_run()
+    run.settings["rounds"] = 3
+    run.measurements[1] = replace(run.measurements[1], round_rps=(3900.0, 4000.0, 4400.0))
+    markdown = to_markdown(run)
+    assert "3 rounds" in markdown
+    assert "| gateway | 32 | 4,000 | 3,900-4,400 |" in markdown
+    assert "| torchserve | 32 | 2,000 | - |" in markdown
