@@ -209,7 +209,7 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress = print) -> Benchm
                 finally:
                     target.stop()
     run.measurements = median_rounds(run.measurements)
-    run.skipped = list({(item.target, item.workload): item for item in reversed(run.skipped)}.values())[::-1]
+    run.skipped = first_per_cell(run.skipped)
     run.machine["load_average_after"] = list(os.getloadavg())
     return run
 
@@ -226,6 +226,14 @@ def median_rounds(rows: Sequence[Measurement]) -> list[Measurement]:
         replace(sorted(rounds, key=lambda row: row.rps)[(len(rounds) - 1) // 2], round_rps=tuple(r.rps for r in rounds))
         for rounds in cells.values()
     ]
+
+
+def first_per_cell(skipped: Sequence[Skipped]) -> list[Skipped]:
+    """Each target and workload skipped once, with the first reason, however many rounds skipped it."""
+    first: dict[tuple[str, str], Skipped] = {}
+    for item in skipped:
+        first.setdefault((item.target, item.workload), item)
+    return list(first.values())
 
 
 def run_names(text: str, allowed: Sequence[str], what: str) -> tuple[str, ...]:

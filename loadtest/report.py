@@ -125,8 +125,7 @@ def _row(run: BenchmarkRun, row: Measurement) -> str:
     wrk = f"{row.generator_cpu:.2f}" if row.generator_cpu is not None else "-"
     return (
         f"| {row.target} | {row.connections} | {row.rps:,.0f}{unit} | {_spread(row)} | {row.p50_ms:.1f} | "
-        f"{row.p95_ms:.1f} | "
-        f"{row.p99_ms:.1f} | {vs} | {of} | {row.errors} | {row.server_cpu:.2f} | {wrk} |"
+        f"{row.p95_ms:.1f} | {row.p99_ms:.1f} | {vs} | {of} | {row.errors} | {row.server_cpu:.2f} | {wrk} |"
     )
 
 

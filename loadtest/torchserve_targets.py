@@ -19,7 +19,7 @@ import yaml
 from loadtest.samples import Sample
 from loadtest.targets import BenchContext, GatewayTarget, HttpTarget, TargetError, gateway_env
 from loadtest.workloads import HttpRequest, Workload, predict_requests
-from service.local_servers import free_port
+from service.local_servers import free_ports
 from service.torchserve.archive import DEFAULT_MODEL_CONFIG
 
 if TYPE_CHECKING:
@@ -57,10 +57,7 @@ def launch_torchserve(context: BenchContext, name: str) -> TorchServe:
     try:
         if not mar.is_file():
             build_archive(context.artifact, store, model_name=MODEL_NAME)
-        ports: set[int] = set()
-        while len(ports) < 5:
-            ports.add(free_port())
-        inference, management, metrics, grpc_inference, grpc_management = sorted(ports)
+        inference, management, metrics, grpc_inference, grpc_management = free_ports(5)
         config = TorchServeConfig(
             mar_path=mar,
             log_dir=context.log_dir / name,

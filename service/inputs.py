@@ -13,7 +13,7 @@ from starlette.requests import Request
 
 from service.decoding import decode_base64, decode_image
 from service.errors import ApiError, ErrorCode, from_validation_errors
-from service.preprocessing import Normalization, check_pixels, to_mnist_field
+from service.preprocessing import Normalization, pixel_array, to_mnist_field
 from service.schemas import PredictOptions, PredictRequest
 
 RawInput = bytes | np.ndarray  # an encoded image file, or a 2-D array of gray values
@@ -58,17 +58,8 @@ async def _read_json(request: Request, limits: Limits) -> tuple[PredictOptions, 
         if instance.image is not None:
             inputs.append(decode_base64(instance.image, index))
         else:
-            inputs.append(_pixel_array(instance.pixels or [], index))
+            inputs.append(pixel_array(instance.pixels or [], index))
     return parsed, inputs
-
-
-def _pixel_array(rows: list[list[float]], index: int) -> np.ndarray:
-    try:
-        values = np.asarray(rows, dtype=np.float32)
-    except ValueError as exc:
-        raise ApiError(ErrorCode.invalid_pixels, "pixels rows have different lengths", index=index) from exc
-    check_pixels(values, index)
-    return values
 
 
 async def _read_multipart(request: Request, limits: Limits) -> tuple[PredictOptions, list[RawInput]]:

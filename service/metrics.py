@@ -107,19 +107,17 @@ class Metrics:
         )
         # Labelled children looked up once: labels() takes a lock and builds a key on every call.
         self.predictions_by_label = [self.predictions.labels(label=str(label)) for label in range(10)]
-        self._http_requests: dict[tuple[str, str, int], Counter] = {}
-        self._http_duration: dict[tuple[str, str], Histogram] = {}
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method)
-        duration = self._http_duration.get(key)
-        if duration is None:
-            duration = self._http_duration[key] = self.http_duration.labels(route=route, method=method)
-        requests = self._http_requests.get((route, method, status))
-        if requests is None:
-            requests = self._http_requests[(route, method, status)] = self.http_requests.labels(
-                route=route, method=method, status=str(status)
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (
+                self.http_requests.labels(route=route, method=method, status=str(status)),
+                self.http_duration.labels(route=route, method=method),
             )
+        requests, duration = children
         requests.inc()
         duration.observe(seconds)
 

@@ -44,6 +44,16 @@ class Normalization:
         return ((field.astype(np.float32) * np.float32(1 / 255)) - np.float32(self.mean)) * np.float32(1 / self.std)
 
 
+def pixel_array(rows: list[list[float]], index: int) -> np.ndarray:
+    """A ``pixels`` instance as a float32 2-D array, refused when ragged, empty, non-finite or outside 0-255."""
+    try:
+        values = np.asarray(rows, dtype=np.float32)
+    except ValueError as exc:
+        raise ApiError(ErrorCode.invalid_pixels, "pixels rows have different lengths", index=index) from exc
+    check_pixels(values, index)
+    return values
+
+
 def check_pixels(values: np.ndarray, index: int) -> None:
     if values.ndim != 2:
         raise ApiError(ErrorCode.invalid_pixels, f"pixels must be a 2-D array, got {values.ndim}-D", index=index)

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from service.backends.base import BatchOutput
 from service.errors import ApiError, ErrorCode, from_validation_errors
 from service.features import resolve_layers
-from service.preprocessing import FIELD, Normalization, check_pixels
+from service.preprocessing import FIELD, Normalization, pixel_array
 from service.schemas import PredictOptions, PredictRequest
 
 TENSOR_CONTENT_TYPE = "application/octet-stream"
@@ -134,11 +134,7 @@ def _from_request(
         if instance.pixels is None:
             message = "TorchServe takes pixels; send encoded images to the gateway"
             raise ApiError(ErrorCode.invalid_request, message, index=index)
-        try:
-            values = np.asarray(instance.pixels, dtype=np.float32)
-        except ValueError as exc:
-            raise ApiError(ErrorCode.invalid_pixels, "pixels rows have different lengths", index=index) from exc
-        check_pixels(values, index)
+        values = pixel_array(instance.pixels, index)
         if values.shape != (FIELD, FIELD):
             size = f"{values.shape[1]}x{values.shape[0]}"
             raise ApiError(ErrorCode.wrong_image_size, f"TorchServe takes 28x28 pixels, got {size}", index=index)
