@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,10 @@ def test_the_two_commands() -> None:
     assert "`make serve`" in README and "`make test`" in README
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_every_file_the_readme_names_exists() -> None:
+    root = Path(__file__).resolve().parent.parent
+    named = set(re.findall(r"(?<![\w/.-])((?:loadtest|model|service|deploy|docs|tests|\.ci)/[\w./-]*\w)", README))
+    assert named, "the README names no project files"
+    assert sorted(path for path in named if not (root / path).exists()) == []
