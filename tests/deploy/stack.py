@@ -1,0 +1,146 @@
+"""A docker-compose project of the repository's stack under test: started from the real compose files on
+the real Docker engine, driven only through ports published on 127.0.0.1, always taken down.
+
+The images come from ``make images`` (deploy/images/build.sh); nothing here builds them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from service.local_servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+TORCHSERVE_ON_CPU = ROOT / "deploy" / "compose" / "torchserve-cpu.yml"
+# prom/prometheus cannot be pulled here: Prometheus from Debian's package stands in (README "Deploy").
+DEBIAN_PROMETHEUS = ROOT / "deploy" / "compose" / "debian-prometheus.yml"
+ARTIFACTS = ROOT / "test-artifacts" / "deploy"
+
+
+def require_docker() -> str:
+    """The docker-compose command, when a Docker engine answers. CI must have one: there it fails, never skips."""
+    compose = shutil.which("docker-compose")
+    engine = compose is not None and subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode == 0
+    if compose is None or not engine:
+        message = "the deploy suite needs a Docker engine and docker-compose: run `make images` (it starts dockerd)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return compose
+
+
+@dataclass
+class ComposeStack:
+    """One compose project: its files, profiles and the loopback ports it publishes."""
+
+    name: str
+    files: Sequence[Path]
+    profiles: Sequence[str] = ()
+    settings: dict[str, str] = field(default_factory=dict)  # compose variables, e.g. DIGITS_WORKERS
+    port: int = field(default_factory=free_port)
+    stats_port: int = field(default_factory=free_port)
+    prometheus_port: int = field(default_factory=free_port)
+
+    @property
+    def url(self) -> str:
+        """The load balancer: the stack's one entrance."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    def environment(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "COMPOSE_PROJECT_NAME": self.name,
+            "DIGITS_PUBLISH_PORT": f"127.0.0.1:{self.port}",
+            "HAPROXY_STATS_PORT": str(self.stats_port),
+            "PROMETHEUS_PORT": str(self.prometheus_port),
+            "GRAFANA_ADMIN_PASSWORD": "not-started-in-tests",
+            **self.settings,
+        }
+
+    def compose(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = [require_docker(), "--no-ansi"]
+        for file in self.files:
+            command += ["-f", str(file)]
+        for profile in self.profiles:
+            command += ["--profile", profile]
+        result = subprocess.run(
+            [*command, *args], cwd=ROOT, env=self.environment(), capture_output=True, text=True, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(f"docker-compose {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def up(self, *services: str, scale: dict[str, int] | None = None) -> None:
+        """Start services without building (the images exist) and wait for nothing."""
+        scale_args = [arg for service, count in (scale or {}).items() for arg in ("--scale", f"{service}={count}")]
+        self.compose("up", "-d", "--no-build", *scale_args, *services)
+
+    def down(self) -> None:
+        """Keep every container's log as a test artifact, then remove containers, networks and volumes."""
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        logs = self.compose("logs", "--no-color", "--timestamps", check=False, timeout=120)
+        (ARTIFACTS / f"{self.name}.log").write_text(logs.stdout + logs.stderr)
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "10", check=False, timeout=300)
+
+    def containers(self, service: str) -> list[str]:
+        return self.compose("ps", "-q", service).stdout.split()
+
+    def wait_healthy(self, service: str, count: int = 1, timeout: float = 240) -> list[str]:
+        """The service's containers once ``count`` of them report healthy through their own HEALTHCHECK."""
+        deadline = time.monotonic() + timeout
+        states: list[str] = []
+        while time.monotonic() < deadline:
+            ids = self.containers(service)
+            states = [inspect(container)["State"].get("Health", {}).get("Status", "none") for container in ids]
+            if states.count("healthy") >= count:
+                return ids
+            time.sleep(1)
+        raise TimeoutError(f"{service}: {states} after {timeout} s, wanted {count} healthy\n{self.logs(service)}")
+
+    def logs(self, service: str) -> str:
+        return self.compose("logs", "--no-color", service, check=False).stdout
+
+    def server_states(self) -> dict[str, str]:
+        """HAProxy's view of the gateway replicas: server name -> UP, DOWN, MAINT (slots no replica resolves to are left out)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.stats_port}/stats;csv", timeout=5) as response:
+            lines = response.read().decode().splitlines()
+        header = lines[0].lstrip("# ").split(",")
+        rows = [dict(zip(header, line.split(","), strict=False)) for line in lines[1:] if line]
+        return {
+            row["svname"]: row["status"]
+            for row in rows
+            if row["pxname"] == "gateways" and row["svname"] not in ("FRONTEND", "BACKEND")
+            and row["status"] != "MAINT (resolution)"
+        }
+
+    def wait_balanced(self, replicas: int, timeout: float = 120) -> None:
+        """Wait until the load balancer sends traffic to exactly ``replicas`` replicas that are UP."""
+        deadline = time.monotonic() + timeout
+        states: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            states = self.server_states()
+            if list(states.values()).count("UP") == replicas:
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"load balancer sees {states}, wanted {replicas} UP")
+
+
+def inspect(container: str) -> dict[str, object]:
+    result = subprocess.run(["docker", "inspect", container], capture_output=True, text=True, timeout=60, check=True)
+    info: list[dict[str, object]] = json.loads(result.stdout)
+    return info[0]
