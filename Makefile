@@ -10,7 +10,7 @@ ifeq ($(strip $(DIGITS_DATA_DIR)),)
 unexport DIGITS_DATA_DIR
 endif
 
-.PHONY: serve test venv test-venv system-deps lint clean
+.PHONY: serve test venv test-venv system-deps images lint clean
 
 $(BIN)/digits: pyproject.toml .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,8 @@ $(VENV)/.test-deps: $(BIN)/digits
 
 test-venv: $(VENV)/.test-deps
 
-## Debian packages the tests drive for real: Java for TorchServe, Prometheus, headless Chromium,
-## docker-compose (validates the compose file; no engine needed) and wrk (the benchmark's load generator).
+## Debian packages the tests drive for real: Java for TorchServe, Prometheus, headless Chromium, wrk (the
+## benchmark's load generator), and the Docker engine, docker-compose and debootstrap for the deploy suite.
 system-deps:
 	@missing=""; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
@@ -36,6 +36,8 @@ system-deps:
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v dockerd >/dev/null || missing="$$missing docker.io"; \
+	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
 	if [ -n "$$missing" ]; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
@@ -45,8 +47,13 @@ system-deps:
 serve: venv
 	$(BIN)/digits serve
 
+## Build every image (gateway, TorchServe on CPU torch, load balancer, Debian Prometheus); starts dockerd
+## when none runs, makes the Debian base locally when it cannot be pulled. TORCH_VARIANT=cuda for GPU hosts.
+images: system-deps
+	deploy/images/build.sh
+
 ## Set everything up and run the whole test suite
-test: system-deps test-venv
+test: system-deps test-venv images
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider

@@ -51,7 +51,9 @@ class LocustLoad:
             raise RuntimeError(f"Locust exited at once:\n{self._log.read_text()[-3000:]}")
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self.stop()
 
     def stop(self) -> LoadResult:

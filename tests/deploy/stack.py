@@ -116,7 +116,7 @@ class ComposeStack:
         return self.compose("logs", "--no-color", service, check=False).stdout
 
     def server_states(self) -> dict[str, str]:
-        """HAProxy's view of the gateway replicas: server name -> UP, DOWN, MAINT (slots no replica resolves to are left out)."""
+        """HAProxy's view of the replicas: server name -> UP, DOWN, ... (slots no replica resolves to left out)."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.stats_port}/stats;csv", timeout=5) as response:
             lines = response.read().decode().splitlines()
         header = lines[0].lstrip("# ").split(",")
@@ -124,7 +124,8 @@ class ComposeStack:
         return {
             row["svname"]: row["status"]
             for row in rows
-            if row["pxname"] == "gateways" and row["svname"] not in ("FRONTEND", "BACKEND")
+            if row["pxname"] == "gateways"
+            and row["svname"] not in ("FRONTEND", "BACKEND")
             and row["status"] != "MAINT (resolution)"
         }
 

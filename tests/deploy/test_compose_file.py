@@ -1,4 +1,5 @@
-"""docker-compose.yml: valid for a real Compose implementation, and the stack the README promises.
+"""docker-compose.yml and its override files: valid for a real Compose implementation, and the stack the
+README promises. (tests/deploy/test_*_stack.py and test_scale_out.py run it.)
 
 The validator is `docker compose` (the v2 plugin) when the docker CLI has it, else Debian's
 `docker-compose` (1.29, which checks the file against its bundled compose-spec JSON schema and resolves
@@ -17,10 +18,12 @@ import yaml
 
 from service.monitoring.config import DEFAULT_PROMETHEUS_CONFIG, load_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ENV_EXAMPLE = ROOT / "deploy" / "env.example"
-GPU_STACK = {"gateway", "torchserve", "prometheus", "grafana"}
-CPU_COMMAND_SERVICES = ["gateway-cpu", "prometheus", "grafana"]  # README: docker compose --profile cpu up ...
+GPU_STACK = {"loadbalancer", "gateway", "torchserve", "prometheus", "grafana"}
+CPU_COMMAND_SERVICES = ["gateway-cpu", "loadbalancer", "prometheus", "grafana"]  # README: --profile cpu up ...
+TORCHSERVE_ON_CPU = ROOT / "deploy" / "compose" / "torchserve-cpu.yml"
+DEBIAN_PROMETHEUS = ROOT / "deploy" / "compose" / "debian-prometheus.yml"
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +71,11 @@ def mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
     return entries
 
 
-def run_compose(compose: list[str], env: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [*compose, "--project-directory", str(ROOT), "-f", str(ROOT / "docker-compose.yml")]
+def run_compose(
+    compose: list[str], env: Path, *args: str, files: tuple[Path, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Compose in the repository; with no ``files``, the files it reads by itself (with the override)."""
+    command = [*compose, "--project-directory", str(ROOT), *(arg for file in files for arg in ("-f", str(file)))]
     return subprocess.run(
         [*command, "--env-file", str(env), *args], capture_output=True, text=True, timeout=120, cwd=ROOT
     )
@@ -141,14 +147,49 @@ def test_torchserve_reserves_a_gpu_and_publishes_nothing(resolved: dict[str, Any
     assert {str(port) for port in torchserve["expose"]} == {"8080", "8081", "8082"}
 
 
-def test_the_gateway_talks_to_torchserve_once_it_is_healthy(resolved: dict[str, Any]) -> None:
+def test_the_gateway_talks_to_torchserve_behind_the_load_balancer(resolved: dict[str, Any]) -> None:
     gateway = resolved["services"]["gateway"]
-    assert {k: v["condition"] for k, v in gateway["depends_on"].items()} == {"torchserve": "service_healthy"}
+    assert "depends_on" not in gateway, "the gateway waits for TorchServe through /readyz, and reconnects by itself"
     assert gateway["environment"]["DIGITS_BACKEND"] == "torchserve"
     assert gateway["environment"]["DIGITS_TORCHSERVE_URL"] == "http://torchserve:8080"
-    assert published_ports(gateway) == [("0.0.0.0", 8000, 8000)]
+    assert published_ports(gateway) == [], "replicas publish nothing, so that --scale works"
+    assert {str(port) for port in gateway["expose"]} == {"8000"}
+    loadbalancer = resolved["services"]["loadbalancer"]
+    assert ("0.0.0.0", 8000, 8000) in published_ports(loadbalancer)
+    assert ("127.0.0.1", 8404, 8404) in published_ports(loadbalancer), "HAProxy's stats stay on loopback"
     grafana = resolved["services"]["grafana"]
     assert {k: v["condition"] for k, v in grafana["depends_on"].items()} == {"prometheus": "service_healthy"}
+
+
+def test_the_drain_ends_before_compose_kills_a_gateway(resolved: dict[str, Any]) -> None:
+    from service.settings import Settings
+
+    drain = Settings().graceful_shutdown_seconds
+    for name in ("gateway", "gateway-cpu"):
+        grace = resolved["services"][name]["stop_grace_period"]
+        assert grace.endswith("s") and float(grace.removesuffix("s")) > drain, name
+
+
+def test_without_the_override_torchserve_wants_no_gpu_and_runs_cpu_torch(compose: list[str], tmp_path: Path) -> None:
+    result = run_compose(
+        compose, env_file(tmp_path, "pw"), "config", files=(ROOT / "docker-compose.yml", TORCHSERVE_ON_CPU)
+    )
+    assert result.returncode == 0, result.stderr
+    torchserve = yaml.safe_load(result.stdout)["services"]["torchserve"]
+    assert "deploy" not in torchserve
+    assert torchserve["build"]["args"]["TORCH_VARIANT"] == "cpu" and torchserve["image"].endswith("-cpu")
+
+
+def test_the_debian_prometheus_stand_in_changes_only_the_image(compose: list[str], tmp_path: Path) -> None:
+    env = env_file(tmp_path, "pw")
+    plain = yaml.safe_load(run_compose(compose, env, "config", files=(ROOT / "docker-compose.yml",)).stdout)
+    result = run_compose(compose, env, "config", files=(ROOT / "docker-compose.yml", DEBIAN_PROMETHEUS))
+    swapped = yaml.safe_load(result.stdout)
+    before, after = plain["services"]["prometheus"], swapped["services"]["prometheus"]
+    assert before["image"].startswith("prom/prometheus:") and after["image"].startswith("digits-prometheus-debian:")
+    assert {k: v for k, v in after.items() if k not in ("image", "build")} == {
+        k: v for k, v in before.items() if k != "image"
+    }
 
 
 def test_monitoring_is_on_loopback_and_keeps_its_data_in_named_volumes(resolved: dict[str, Any]) -> None:
@@ -181,8 +222,8 @@ def test_prometheus_finds_the_services_compose_defines(resolved: dict[str, Any])
     jobs = {
         job["job_name"]: job["dns_sd_configs"][0] for job in load_config(DEFAULT_PROMETHEUS_CONFIG)["scrape_configs"]
     }
-    ((_, _, gateway_port),) = published_ports(resolved["services"]["gateway"])
-    assert jobs["gateway"]["names"] == ["gateway"] and jobs["gateway"]["port"] == gateway_port
+    (gateway_port,) = resolved["services"]["gateway"]["expose"]
+    assert jobs["gateway"]["names"] == ["gateway"] and str(jobs["gateway"]["port"]) == str(gateway_port)
     assert jobs["torchserve"]["names"] == ["torchserve"]
     assert str(jobs["torchserve"]["port"]) in {str(port) for port in resolved["services"]["torchserve"]["expose"]}
     assert (str(DEFAULT_PROMETHEUS_CONFIG.parent), "/etc/prometheus") in mounts(resolved["services"]["prometheus"])

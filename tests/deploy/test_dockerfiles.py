@@ -1,7 +1,6 @@
-"""The gateway and TorchServe Dockerfiles: hadolint-clean, pinned, multi-stage, non-root, with healthchecks
-that work against the real servers, and a build stage whose export-mar command really builds the archive.
-
-No Docker engine runs here, so the images themselves are not built (README: "Deploy").
+"""The Dockerfiles as text: hadolint-clean, pinned, non-root, with healthchecks that work against the real
+servers, and build-context rules. The images themselves are built by `make images` and run by the rest of
+this folder.
 """
 
 from __future__ import annotations
@@ -23,24 +22,25 @@ import yaml
 from service.local_servers import free_port
 from tests.servers import ServerProcess
 
-ROOT = Path(__file__).resolve().parent.parent
-GATEWAY = ROOT / "deploy" / "gateway" / "Dockerfile"
-TORCHSERVE = ROOT / "deploy" / "torchserve" / "Dockerfile"
-DOCKERFILES = [GATEWAY, TORCHSERVE]
+ROOT = Path(__file__).resolve().parents[2]
+IMAGES = ROOT / "deploy" / "Dockerfile"
+LOADBALANCER = ROOT / "deploy" / "loadbalancer" / "Dockerfile"
+DEBIAN_PROMETHEUS = ROOT / "deploy" / "prometheus" / "debian" / "Dockerfile"
+DOCKERFILES = [IMAGES, LOADBALANCER, DEBIAN_PROMETHEUS]
+TARGETS = ["gateway", "torchserve"]  # the runtime stages of deploy/Dockerfile
 
 
 @dataclass(frozen=True)
 class Instruction:
     keyword: str
     arguments: str
-    stage: int  # index of the FROM it belongs to
+    stage: str  # the name of the FROM it belongs to ("" before the first FROM, its index when unnamed)
 
 
 def parse(dockerfile: Path) -> list[Instruction]:
     """Instructions with continuation lines joined and comments dropped."""
     instructions: list[Instruction] = []
-    stage = -1
-    pending = ""
+    stage, count, pending = "", 0, ""
     for line in dockerfile.read_text().splitlines():
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
@@ -50,14 +50,28 @@ def parse(dockerfile: Path) -> list[Instruction]:
             continue
         keyword, _, arguments = pending.partition(" ")
         if keyword.upper() == "FROM":
-            stage += 1
+            words = arguments.split()
+            stage = words[2] if len(words) == 3 and words[1].upper() == "AS" else str(count)
+            count += 1
         instructions.append(Instruction(keyword.upper(), arguments.strip(), stage))
         pending = ""
     return instructions
 
 
+def stage_chain(instructions: list[Instruction], target: str) -> list[Instruction]:
+    """The instructions an image of ``target`` runs: its stage and the stages it is built FROM."""
+    chain: list[Instruction] = []
+    stage: str | None = target
+    while stage is not None:
+        own = [i for i in instructions if i.stage == stage]
+        chain = own + chain
+        parent = own[0].arguments.split()[0]
+        stage = parent if any(i.stage == parent for i in instructions) else None
+    return chain
+
+
 def final_stage(instructions: list[Instruction]) -> list[Instruction]:
-    last = max(i.stage for i in instructions)
+    last = instructions[-1].stage
     return [i for i in instructions if i.stage == last]
 
 
@@ -65,6 +79,17 @@ def exec_form(instruction: Instruction) -> list[str]:
     """The JSON array of an exec-form CMD/ENTRYPOINT/HEALTHCHECK CMD."""
     text = instruction.arguments
     return list(json.loads(text[text.index("[") :]))
+
+
+def argument_default(dockerfile: Path, name: str) -> str:
+    (value,) = re.findall(rf"^ARG {name}=(\S+)$", dockerfile.read_text(), flags=re.MULTILINE)
+    return value
+
+
+def runtime_images() -> list[tuple[Path, list[Instruction]]]:
+    """(Dockerfile, the instructions of one runtime image) for every image that runs."""
+    images = [(IMAGES, stage_chain(parse(IMAGES), target)) for target in TARGETS]
+    return images + [(path, final_stage(parse(path))) for path in (LOADBALANCER, DEBIAN_PROMETHEUS)]
 
 
 def hadolint() -> str:
@@ -75,22 +100,32 @@ def hadolint() -> str:
     return path
 
 
-def dockerignore_patterns() -> list[str]:
+def dockerignore_patterns() -> list[tuple[bool, str]]:
+    """(excludes?, pattern) in file order."""
     lines = (ROOT / ".dockerignore").read_text().splitlines()
-    return [line.strip().rstrip("/") for line in lines if line.strip() and not line.startswith("#")]
+    patterns = [line.strip().rstrip("/") for line in lines if line.strip() and not line.startswith("#")]
+    return [(not p.startswith("!"), p.removeprefix("!")) for p in patterns]
 
 
 def ignored(relative: str) -> bool:
+    """Docker's rule: the last pattern that matches the path, or a folder above it, decides."""
     parts = Path(relative).parts
-    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    return any(fnmatch.fnmatch(c, p.removeprefix("**/")) or fnmatch.fnmatch(c, p) for c in candidates
-               for p in dockerignore_patterns())  # fmt: skip
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    excluded = False
+    for excludes, pattern in dockerignore_patterns():
+        if pattern.startswith("**/"):
+            matched = any(fnmatch.fnmatchcase(part, pattern.removeprefix("**/")) for part in parts)
+        else:
+            matched = any(fnmatch.fnmatchcase(prefix, pattern) for prefix in prefixes)
+        if matched:
+            excluded = excludes
+    return excluded
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_hadolint_finds_nothing(dockerfile: Path) -> None:
-    result = subprocess.run([hadolint(), "--no-color", "-f", "json", str(dockerfile)], capture_output=True, text=True,
-                            timeout=60)  # fmt: skip
+    command = [hadolint(), "--no-color", "--config", str(ROOT / ".hadolint.yaml"), "-f", "json", str(dockerfile)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert json.loads(result.stdout or "[]") == [] and result.returncode == 0, result.stdout + result.stderr
 
 
@@ -103,73 +138,84 @@ def test_hadolint_does_fail_on_a_bad_dockerfile(tmp_path: Path) -> None:
     assert result.returncode != 0 and {"DL3007", "DL3013"} <= codes
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
-def test_multi_stage_with_pinned_bases(dockerfile: Path) -> None:
-    froms = [i.arguments.split() for i in parse(dockerfile) if i.keyword == "FROM"]
-    assert len(froms) >= 2, "multi-stage build"
-    stages = {words[2] for words in froms if len(words) == 3 and words[1].upper() == "AS"}
-    for words in froms:
-        image = words[0]
-        _, _, tag = image.partition(":")
-        assert tag and tag != "latest" and re.search(r"\d+\.\d+", tag), f"unpinned base image {image}"
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_image_is_built_on_the_one_pinned_debian_base(dockerfile: Path) -> None:
+    base = argument_default(dockerfile, "BASE_IMAGE")
+    assert base == argument_default(IMAGES, "BASE_IMAGE")
+    assert re.fullmatch(r"debian:\d+\.\d+-slim", base), base
+    stages = {i.stage for i in parse(dockerfile)}
     for instruction in parse(dockerfile):
-        match = re.search(r"--from=(\S+)", instruction.arguments)
-        if instruction.keyword == "COPY" and match:
-            assert match.group(1) in stages, f"COPY from unknown stage {match.group(1)}"
+        if instruction.keyword == "FROM":
+            assert instruction.arguments.split()[0] in stages | {"${BASE_IMAGE}"}, instruction.arguments
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
-def test_the_image_runs_as_a_non_root_user_with_a_healthcheck(dockerfile: Path) -> None:
-    runtime = final_stage(parse(dockerfile))
-    users = [i.arguments for i in runtime if i.keyword == "USER"]
-    assert users and users[-1].split(":")[0] not in {"0", "root"}
-    assert [i for i in runtime if i.keyword == "HEALTHCHECK"]
+def test_the_images_install_the_torch_that_ci_pins() -> None:
+    constraints = (ROOT / ".ci" / "constraints.txt").read_text()
+    assert f"torch=={argument_default(IMAGES, 'TORCH_VERSION')}" in constraints.split()
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("requirements", ["gateway", "torchserve"])
+def test_python_dependencies_are_pinned(requirements: str) -> None:
+    lines = (ROOT / "deploy" / "images" / f"{requirements}-requirements.txt").read_text().splitlines()
+    packages = [line for line in lines if line and not line.startswith("#")]
+    assert packages and all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[^=\s]+", line) for line in packages), packages
+    assert not any(line.lower().startswith("torch==") for line in packages), "torch comes from TORCH_VERSION"
+
+
+@pytest.mark.parametrize(("dockerfile", "image"), runtime_images(), ids=["gateway", "torchserve", "loadbalancer",
+                                                                          "debian-prometheus"])  # fmt: skip
+def test_every_image_runs_as_a_non_root_user_with_a_healthcheck(dockerfile: Path, image: list[Instruction]) -> None:
+    users = [i.arguments for i in image if i.keyword == "USER"]
+    assert users and users[-1].split(":")[0] not in {"0", "root"} and users[-1].split(":")[0].isdigit()
+    assert dockerfile == DEBIAN_PROMETHEUS or [i for i in image if i.keyword == "HEALTHCHECK"]
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_copied_source_exists_and_is_in_the_build_context(dockerfile: Path) -> None:
+    context = ROOT if dockerfile == IMAGES else dockerfile.parent
     for instruction in parse(dockerfile):
         if instruction.keyword != "COPY" or "--from=" in instruction.arguments:
             continue
         words = [w for w in shlex.split(instruction.arguments) if not w.startswith("--")]
         for source in words[:-1]:
-            assert (ROOT / source).exists(), f"{dockerfile.name}: COPY {source} does not exist"
-            assert not ignored(source), f"{source} is excluded by .dockerignore"
+            if source == ".":
+                continue
+            assert (context / source).exists(), f"{dockerfile}: COPY {source} does not exist"
+            assert context != ROOT or not ignored(source), f"{source} is excluded by .dockerignore"
 
 
-def test_the_dockerignore_keeps_secrets_and_local_state_out() -> None:
-    for path in (".git", ".env", ".venv", "tests/test_compose.py", "deploy/grafana/dashboards/digits.json"):
+def test_the_context_holds_the_packages_and_keeps_secrets_and_local_state_out() -> None:
+    for path in (".git", ".env", ".venv", "tests/deploy/stack.py", "deploy/grafana/dashboards/digits.json", "logs/x"):
         assert ignored(path), f"{path} should not be sent to the Docker daemon"
+    for path in ("pyproject.toml", "model/network.py", "service/app.py", "deploy/torchserve/config.properties"):
+        assert not ignored(path), f"{path} is needed by the images"
 
 
 def test_the_gateway_image_is_digits_serve_with_runtime_dependencies_only() -> None:
-    instructions = parse(GATEWAY)
-    runtime = final_stage(instructions)
-    (entrypoint,) = [i for i in runtime if i.keyword == "ENTRYPOINT"]
+    image = stage_chain(parse(IMAGES), "gateway")
+    (entrypoint,) = [i for i in image if i.keyword == "ENTRYPOINT"]
     assert exec_form(entrypoint) == ["digits", "serve"]
-    installs = " ".join(i.arguments for i in instructions if i.keyword == "RUN" and "pip install" in i.arguments)
-    assert "whl/cpu" in installs and not re.search(r"\[(test|loadtest|torchserve)", installs)
-    environment = " ".join(i.arguments for i in runtime if i.keyword == "ENV")
+    environment = " ".join(i.arguments for i in image if i.keyword == "ENV")
     assert "DIGITS_HOST=0.0.0.0" in environment and "DIGITS_PORT=8000" in environment
+    venv = stage_chain(parse(IMAGES), "gateway-venv")
+    installs = " ".join(i.arguments for i in venv if i.keyword == "RUN" and "pip install" in i.arguments)
+    assert "+cpu" in installs and not re.search(r"\[(test|loadtest|torchserve)", installs)
 
 
-def test_the_torchserve_image_serves_the_archive_built_in_its_build_stage() -> None:
-    instructions = parse(TORCHSERVE)
-    runtime = final_stage(instructions)
-    assert "cuda" in runtime[0].arguments and runtime[0].keyword == "FROM"
-    builds = [i for i in instructions if i.keyword == "RUN" and "digits export-mar" in i.arguments]
-    assert builds and builds[0].stage < runtime[0].stage
-    assert any(
-        i.keyword == "COPY" and "--from=archive" in i.arguments and "model-store" in i.arguments for i in runtime
-    )
-    (entrypoint,) = [i for i in runtime if i.keyword == "ENTRYPOINT"]
+def test_the_torchserve_image_defaults_to_cuda_torch_and_serves_the_archive_built_for_it() -> None:
+    assert argument_default(IMAGES, "TORCH_VARIANT") == "cuda"
+    image = stage_chain(parse(IMAGES), "torchserve")
+    assert any(i.keyword == "COPY" and "--from=torchserve-venv" in i.arguments and "model-store" in i.arguments
+               for i in image)  # fmt: skip
+    assert any(i.keyword == "RUN" and "openjdk-17-jre-headless" in i.arguments for i in image), "Java from Debian"
+    (entrypoint,) = [i for i in image if i.keyword == "ENTRYPOINT"]
     command = exec_form(entrypoint)
     assert command[0] == "torchserve" and "--foreground" in command and "digits=digits.mar" in command
 
 
 def test_the_build_stage_command_builds_the_archive(tmp_path: Path) -> None:
     """The Dockerfile's exact `digits export-mar` line, with the image's /src pointed at this checkout."""
-    (build,) = [i.arguments for i in parse(TORCHSERVE) if i.keyword == "RUN" and "digits export-mar" in i.arguments]
+    (build,) = [i.arguments for i in parse(IMAGES) if i.keyword == "RUN" and "digits export-mar" in i.arguments]
     line = build[build.index("digits export-mar") :].split("&&")[0]
     arguments = shlex.split(line.replace("/src/", f"{ROOT}/").replace("/model-store", str(tmp_path / "store")))
     result = subprocess.run([sys.executable, "-m", "service.cli", *arguments[1:]], cwd=tmp_path, capture_output=True,
@@ -185,9 +231,11 @@ def compose_services() -> dict[str, dict[str, object]]:
     return services
 
 
-def test_compose_builds_these_dockerfiles() -> None:
-    built = {service["build"]["dockerfile"] for service in compose_services().values() if "build" in service}  # type: ignore[index]
-    assert built == {str(p.relative_to(ROOT)) for p in DOCKERFILES}
+def test_compose_builds_these_dockerfiles_and_targets() -> None:
+    builds = [service["build"] for service in compose_services().values() if "build" in service]
+    built = {(b.get("context"), b.get("dockerfile"), b.get("target")) for b in builds}  # type: ignore[attr-defined]
+    assert built == {(".", "deploy/Dockerfile", "gateway"), (".", "deploy/Dockerfile", "torchserve"),
+                     ("deploy/loadbalancer", None, None)}  # fmt: skip
 
 
 def run_healthcheck(command: list[str], env: dict[str, str] | None = None) -> int:
@@ -199,7 +247,7 @@ def run_healthcheck(command: list[str], env: dict[str, str] | None = None) -> in
 def test_the_gateway_healthchecks_ask_a_real_gateway(gateway: ServerProcess) -> None:
     """The image's HEALTHCHECK (port from DIGITS_PORT) and compose's (port 8000) against a live /readyz."""
     port = gateway.url.rsplit(":", 1)[1]
-    (image_check,) = [i for i in final_stage(parse(GATEWAY)) if i.keyword == "HEALTHCHECK"]
+    (image_check,) = [i for i in stage_chain(parse(IMAGES), "gateway") if i.keyword == "HEALTHCHECK"]
     command = exec_form(image_check)
     assert run_healthcheck(command, {"DIGITS_PORT": port}) == 0
     assert run_healthcheck(command, {"DIGITS_PORT": str(free_port())}) != 0

@@ -12,13 +12,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.deploy.load import LocustLoad, LoadResult
+from tests.deploy.load import LoadResult, LocustLoad
 from tests.deploy.stack import ARTIFACTS, COMPOSE_FILE, ComposeStack, inspect
 
 REPLICAS = 3
 GATEWAY = "gateway-cpu"
 # HAProxy's log line of one request (deploy/loadbalancer/haproxy.cfg, log-format).
-REQUEST_LOG = re.compile(r" gateways/(?P<server>\S+) status=(?P<status>-?\d+) retries=(?P<retries>\+?\d+) term=(?P<term>\S+)")
+REQUEST_LOG = re.compile(
+    r" gateways/(?P<server>\S+) status=(?P<status>-?\d+) retries=(?P<retries>\+?\d+) term=(?P<term>\S+)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +100,9 @@ def test_stopping_the_gateway_under_load_fails_no_accepted_request(stack: Compos
     assert failed == [], failed[:10]
     # What Locust saw fail never reached a replica: the load balancer's own 503 (no gateway error body), or a
     # client connection the load balancer closed. No wrong answer, no gateway error.
-    assert all("HTTP 503: no error body" in message or "connection" in message for message in result.failure_messages), (
-        result.describe()
-    )
+    assert all(
+        "HTTP 503: no error body" in message or "connection" in message for message in result.failure_messages
+    ), result.describe()
 
 
 def _figures(result: LoadResult) -> dict[str, object]:
