@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from service.monitoring.config import DEFAULT_PROMETHEUS_CONFIG, load_config
+from ops.monitoring.config import DEFAULT_PROMETHEUS_CONFIG, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_EXAMPLE = ROOT / "deploy" / "env.example"
