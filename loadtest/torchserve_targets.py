@@ -32,15 +32,17 @@ DIRECT_MODEL_CONFIG = Path(__file__).with_name("torchserve-direct-model-config.y
 
 
 def launch_torchserve(context: BenchContext, name: str, model_config: Path) -> TorchServe:
-    """Build the archive with ``model_config`` and start TorchServe on free ports; ready when this returns."""
+    """Build the archive with ``model_config`` (once) and start TorchServe on free ports; ready when this returns."""
     try:
         from ops.torchserve.archive import build_archive
         from ops.torchserve.launcher import TorchServe, TorchServeConfig
     except ImportError as exc:
         raise TargetError(f"TorchServe is not installed ({exc}); pip install 'digits[torchserve]'") from exc
     try:
-        mar = build_archive(context.artifact, context.log_dir / name / "model-store", model_name=MODEL_NAME,
-                            model_config=model_config)  # fmt: skip
+        store = context.log_dir / name / "model-store"
+        mar = store / f"{MODEL_NAME}.mar"
+        if not mar.is_file():  # once per run: every round starts TorchServe again
+            build_archive(context.artifact, store, model_name=MODEL_NAME, model_config=model_config)
         config = TorchServeConfig.on_free_ports(
             mar, context.log_dir / name, model_name=MODEL_NAME, torch_threads=context.torch_threads
         )
