@@ -28,6 +28,7 @@ def run_monitor(options: MonitorOptions, data_dir: Path | None) -> int:
                 print(
                     f"gateway     {options.gateway_url if options.start_gateway else '(not started)'}\n"
                     f"Prometheus  {options.prometheus_url}  (alerts: {options.prometheus_url}/alerts)\n"
+                    f"Logs        {workdir}\n"
                     "Ctrl-C stops both.",
                     flush=True,
                 )

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ops.local_servers import LOOPBACK, NotReadyError, wait_until_ready
+from ops.local_servers import LOOPBACK, ServerProcess
 from ops.monitoring.config import DEFAULT_PROMETHEUS_CONFIG, load_config, with_targets, write_config
 
 log = logging.getLogger(__name__)
@@ -63,20 +61,15 @@ class MonitorOptions:
         }
 
 
-def _wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
-    try:
-        wait_until_ready(url, timeout, process, poll_seconds=0.25)
-    except NotReadyError as exc:
-        raise MonitorError(str(exc)) from exc
-
-
 @dataclass
 class MonitoringStack:
-    """``start()`` brings up the gateway (unless told not to) and then Prometheus; ``stop()`` ends both."""
+    """``start()`` brings up the gateway (unless told not to) and then Prometheus; ``stop()`` ends both.
+
+    Their output goes to ``gateway.log`` and ``prometheus.log`` in ``workdir``."""
 
     options: MonitorOptions
     workdir: Path
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    processes: dict[str, ServerProcess] = field(default_factory=dict)
 
     def start(self) -> None:
         binary = shutil.which(self.options.prometheus_binary)
@@ -96,44 +89,36 @@ class MonitoringStack:
         command += ["--port", str(self.options.gateway_port)]
         if self.options.backend is not None:
             command += ["--backend", self.options.backend]
-        process = subprocess.Popen(command, env=os.environ.copy())
-        self.processes[GATEWAY_JOB] = process
-        _wait_until_ready(f"{self.options.gateway_url}/readyz", process, self.options.ready_timeout_seconds)
-        log.info("gateway ready at %s", self.options.gateway_url)
+        self._start(GATEWAY_JOB, command, f"{self.options.gateway_url}/readyz")
 
     def _start_prometheus(self, binary: str, config_file: Path) -> None:
-        log_path = self.workdir / "prometheus.log"
         command = [
             binary,
             f"--config.file={config_file}",
             f"--storage.tsdb.path={self.workdir / 'data'}",
             f"--web.listen-address={LOOPBACK}:{self.options.prometheus_port}",
         ]
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-        self.processes["prometheus"] = process
+        self._start("prometheus", command, f"{self.options.prometheus_url}/-/ready")
+        log.info("Prometheus config: %s", config_file)
+
+    def _start(self, name: str, command: list[str], ready_url: str) -> None:
+        server = self.processes[name] = ServerProcess(name, command, {}, self.workdir)
         try:
-            _wait_until_ready(f"{self.options.prometheus_url}/-/ready", process, self.options.ready_timeout_seconds)
-        except MonitorError as exc:
-            raise MonitorError(f"{exc}; Prometheus's log: {log_path}") from exc
-        log.info("Prometheus ready at %s (config %s, log %s)", self.options.prometheus_url, config_file, log_path)
+            server.start(ready_url, self.options.ready_timeout_seconds)
+        except RuntimeError as exc:
+            raise MonitorError(str(exc)) from exc
+        log.info("%s ready at %s (log %s)", name, ready_url.rsplit("/", 1)[0], server.log_path)
 
     def wait(self, poll_seconds: float = 0.5) -> str:
         """Blocks until one of the processes exits; returns its name."""
         while True:
-            for name, process in self.processes.items():
-                if process.poll() is not None:
+            for name, server in self.processes.items():
+                if server.process.poll() is not None:
                     return name
             time.sleep(poll_seconds)
 
     def stop(self, timeout: float = 40.0) -> None:
         """SIGTERM to Prometheus first (it scrapes the gateway), then the gateway; SIGKILL after ``timeout``."""
-        for process in reversed(self.processes.values()):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        for server in reversed(self.processes.values()):
+            server.stop(timeout_s=timeout)
         self.processes.clear()

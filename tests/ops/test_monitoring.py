@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import numpy as np
 import pytest
 import yaml
 
-from ops.local_servers import free_port, wait_until_ready
+from ops.local_servers import ServerProcess, free_port, wait_until_ready
 from tests.servers import REPO
 
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "digits.json"
@@ -50,37 +49,27 @@ INVALID_PER_ROUND = 2
 
 @dataclass
 class Stack:
-    process: subprocess.Popen[bytes]
+    monitor: ServerProcess  # the digits monitor command
     gateway_url: str
     prometheus_url: str
-    torchserve_inference_port: int | None
-    log_path: Path
+    torchserve_inference_port: int | None = None
 
-    def stop(self, timeout: float = 90) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+    def stop(self) -> int | None:
+        return self.monitor.stop(signal.SIGTERM, timeout_s=90)
 
 
 def start_monitor(tmp: Path, *extra: str, env: dict[str, str] | None = None) -> Stack:
     gateway_port, prometheus_port = free_port(), free_port()
-    log_path = tmp / "monitor.log"
     command = [sys.executable, "-m", "digits_cli.main", "monitor", "--gateway-port", str(gateway_port)]
     command += ["--prometheus-port", str(prometheus_port), "--scrape-interval", "1s", *extra]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})}, stdout=log, stderr=log)
-    stack = Stack(process, f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{prometheus_port}", None, log_path)
+    monitor = ServerProcess("monitor", command, env or {}, tmp, cwd=REPO)
+    stack = Stack(monitor, f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{prometheus_port}")
+    monitor.start(f"{stack.prometheus_url}/-/ready", timeout_s=300)
     try:
-        wait_until_ready(f"{stack.prometheus_url}/-/ready", 300, process)
-        wait_until_ready(f"{stack.gateway_url}/readyz", 30, process)
+        wait_until_ready(f"{stack.gateway_url}/readyz", 30, monitor.process)
     except BaseException:
         stack.stop()
-        raise AssertionError(log_path.read_text(errors="replace")[-4000:]) from None
+        raise AssertionError(monitor.log()[-4000:]) from None
     return stack
 
 
@@ -254,5 +243,5 @@ def test_the_embedded_variant_runs_without_torchserve_and_stops_cleanly(tmp_path
         assert query(stack, "digits_model_info")[0]["metric"]["backend"] == "embedded"
     finally:
         code = stack.stop()
-    assert code == 0, stack.log_path.read_text(errors="replace")[-4000:]
+    assert code == 0, stack.monitor.log()[-4000:]
     assert refuses(f"{stack.gateway_url}/healthz") and refuses(f"{stack.prometheus_url}/-/ready")
