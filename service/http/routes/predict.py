@@ -1,4 +1,4 @@
-"""POST /v1/predict: request -> validation -> preprocessing -> batcher -> backend -> response."""
+"""POST /v1/predict: request -> validation -> pipeline (decode, field, normalize) -> batcher -> backend -> response."""
 
 from __future__ import annotations
 
