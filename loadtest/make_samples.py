@@ -3,7 +3,7 @@
     python -m loadtest.make_samples --data-dir $DIGITS_DATA_DIR [--artifact model/artifacts/digits.pt]
 
 Digits are taken in test-split order, the same number per class. With an artifact, a digit
-is kept only if that model, through the gateway's own decoding and preprocessing, labels
+is kept only if that model, through the gateway's own pipeline, labels
 both its PNG (``preprocess=auto``) and its pixels (``preprocess=none``) correctly and
 confidently: a load test failure then means the service broke, not that MNIST has a hard
 digit. The output is deterministic; the files are committed, the data set never is.
@@ -42,29 +42,25 @@ def render_scan(digit: np.ndarray, size: int) -> bytes:
 
 
 class ModelCheck:
-    """Whether an artifact labels a sample right through the gateway's decoding and preprocessing."""
+    """Whether an artifact labels a sample right through the gateway's pipeline."""
 
     def __init__(self, artifact: Path) -> None:
         import torch
 
         from model.card import load_card
-        from service.preprocessing import Normalization
+        from service.core.pipeline import Pipeline
+        from service.core.types import Limits
 
-        card = load_card(artifact)
-        self._normalization = Normalization(card.input.mean, card.input.std)
+        self._pipeline = Pipeline(load_card(artifact), Limits(max_images=2, max_pixels=1_000_000))
         self._module = torch.jit.load(str(artifact), map_location="cpu").eval()
 
     def __call__(self, sample: Sample) -> bool:
         import torch
 
-        from service.decoding import decode_image
-        from service.preprocessing import to_mnist_field
-
-        scan = to_mnist_field(decode_image(sample.png, max_pixels=1_000_000, index=0), "auto", 0)
-        pixels = to_mnist_field(np.asarray(sample.pixels, dtype=np.float32), "none", 0)
-        batch = np.stack([self._normalization.apply(scan), self._normalization.apply(pixels)])[:, None]
+        scan = self._pipeline.prepare([sample.png], "auto")
+        pixels = self._pipeline.prepare([np.asarray(sample.pixels, dtype=np.float32)], "none")
         with torch.inference_mode():
-            probabilities = torch.softmax(self._module(torch.from_numpy(batch)), dim=1).numpy()
+            probabilities = torch.softmax(self._module(torch.from_numpy(np.concatenate([scan, pixels]))), dim=1).numpy()
         return bool(
             (probabilities.argmax(axis=1) == sample.label).all() and probabilities.max(axis=1).min() >= MIN_CONFIDENCE
         )

@@ -3,8 +3,8 @@
     python -m loadtest.model_loop --workload pixels --batch-size 32 --duration 5 [--artifact PATH]
 
 Each call does the compute a server must do for ``batch-size`` requests of the workload
-(pixels: normalize; png: decode, preprocess with ``auto``, normalize), with the gateway's
-own functions, then runs one forward pass over them. It prints one JSON line: images/s and
+(pixels: normalize; png: decode, preprocess with ``auto``, normalize), through the gateway's
+own pipeline, then runs one forward pass over them. It prints one JSON line: images/s and
 the latency of a call. The benchmark runs it as a separate process on the server's CPUs.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,11 +25,11 @@ from loadtest.samples import Sample, load_samples
 from loadtest.workloads import Workload
 from model.card import load_card
 from model.settings import DEFAULT_ARTIFACT
-from service.decoding import decode_image
-from service.model_runner import ModelRunner
-from service.preprocessing import Normalization, to_mnist_field
-
-Prepare = Callable[[Sample], np.ndarray]
+from service.core.model_runner import NO_LAYERS, ModelRunner
+from service.core.pipeline import Pipeline
+from service.core.preprocessing import Mode
+from service.core.settings import Settings
+from service.core.types import Limits, RawInput
 
 
 @dataclass(frozen=True)
@@ -49,20 +49,20 @@ class LoopResult:
         return self.images / self.duration_s
 
 
-def preparation(workload: Workload, normalization: Normalization) -> Prepare:
-    """What the server does to one request's input before the model sees it."""
-    if workload is Workload.pixels:
-        return lambda sample: normalization.apply(
-            to_mnist_field(np.asarray(sample.pixels, dtype=np.float32), "none", 0)
-        )
-    return lambda sample: normalization.apply(
-        to_mnist_field(decode_image(sample.png, max_pixels=16_000_000, index=0), "auto", 0)
-    )
+def raw_input(workload: Workload, sample: Sample) -> RawInput:
+    """What a request of the workload carries to the server."""
+    return np.asarray(sample.pixels, dtype=np.float32) if workload is Workload.pixels else sample.png
 
 
 def run_loop(
-    runner: ModelRunner, prepare: Prepare, samples: Sequence[Sample], batch_size: int, duration_s: float
+    runner: ModelRunner,
+    pipeline: Pipeline,
+    workload: Workload,
+    samples: Sequence[Sample],
+    batch_size: int,
+    duration_s: float,
 ) -> LoopResult:
+    preprocess: Mode = "none" if workload is Workload.pixels else "auto"
     latencies: list[float] = []
     position = 0
     cpu_started = time.process_time()
@@ -73,8 +73,7 @@ def run_loop(
         chosen = [samples[(position + i) % len(samples)] for i in range(batch_size)]
         position += batch_size
         call_started = time.perf_counter()
-        batch = np.stack([prepare(sample) for sample in chosen])[:, None]
-        runner.run(batch, with_features=False)
+        runner.run(pipeline.prepare([raw_input(workload, sample) for sample in chosen], preprocess), NO_LAYERS)
         now = time.perf_counter()
         latencies.append(now - call_started)
     p50, p90, p95, p99 = np.percentile(latencies, [50, 90, 95, 99]) * 1000
@@ -102,13 +101,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.duration <= 0:
         parser.error("--batch-size and --duration must be positive")
-    card = load_card(args.artifact)
     runner = ModelRunner(args.artifact, torch.device("cpu"), args.torch_threads)  # as the embedded backend runs it
-    prepare = preparation(args.workload, Normalization(card.input.mean, card.input.std))
+    pipeline = Pipeline(
+        load_card(args.artifact), Limits(max_images=args.batch_size, max_pixels=Settings().max_image_pixels)
+    )
     samples = load_samples()
     if args.warmup > 0:
-        run_loop(runner, prepare, samples, args.batch_size, args.warmup)
-    result = run_loop(runner, prepare, samples, args.batch_size, args.duration)
+        run_loop(runner, pipeline, args.workload, samples, args.batch_size, args.warmup)
+    result = run_loop(runner, pipeline, args.workload, samples, args.batch_size, args.duration)
     sys.stdout.write(orjson.dumps({**asdict(result), "images_per_s": result.images_per_s}).decode() + "\n")
     return 0
 

@@ -1,16 +1,12 @@
-"""Server processes of the benchmark: start on a free loopback port, wait until ready, count CPU, stop."""
+"""CPU used by the benchmark's server processes (started with :class:`ops.local_servers.ServerProcess`)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-
-from service.local_servers import wait_until_ready
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -60,42 +56,3 @@ class CpuMeter:
         pids = sorted(set(self._pids) | set(self._tree()))
         used = cpu_seconds(pids) - self._cpu
         return max(used, 0.0) / elapsed if elapsed > 0 else 0.0
-
-
-class ServerProcess:
-    """One server command as a child process, its output in a log file."""
-
-    def __init__(self, name: str, command: Sequence[str], env: Mapping[str, str], log_dir: Path) -> None:
-        self.name = name
-        self._command = list(command)
-        self._env = {**os.environ, **env}
-        self.log_path = log_dir / f"{name}.log"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        if self._process is None:
-            raise RuntimeError(f"{self.name} was not started")
-        return self._process.pid
-
-    def start(self, ready_url: str, timeout_s: float = 120.0) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(self._command, env=self._env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_until_ready(ready_url, timeout_s, self._process)
-        except BaseException as exc:
-            self.stop()
-            tail = self.log_path.read_text(errors="replace")[-1500:]
-            raise RuntimeError(f"{self.name} did not start ({exc}); {self.log_path} ends with:\n{tail}") from exc
-
-    def stop(self, timeout_s: float = 20.0) -> None:
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

@@ -20,12 +20,12 @@ from pathlib import Path
 import orjson
 
 from loadtest.checks import prediction_problem
-from loadtest.processes import CpuMeter, ServerProcess
+from loadtest.processes import CpuMeter
 from loadtest.results import Measurement
 from loadtest.samples import Sample
 from loadtest.workloads import HttpRequest, Workload, predict_requests
 from loadtest.wrk import Wrk
-from service.local_servers import free_port
+from ops.local_servers import ServerProcess, free_port
 
 
 class TargetError(RuntimeError):
@@ -141,7 +141,9 @@ class ProcessTarget(HttpTarget):
     def start(self, context: BenchContext) -> None:
         port = free_port()
         self.base_url = f"http://127.0.0.1:{port}"
-        self._server = ServerProcess(self.name, self.command(context, port), self.env(context, port), context.log_dir)
+        self._server = ServerProcess(
+            self.name, self.command(context, port), self.env(context, port), context.log_dir, url=self.base_url
+        )
         try:
             self._server.start(self.base_url + self.ready_path)
         except (RuntimeError, TimeoutError) as exc:
@@ -202,7 +204,7 @@ class GatewayTarget(ProcessTarget):
     description = "the digits gateway (`digits serve`), embedded backend, dynamic batching"
 
     def command(self, context: BenchContext, port: int) -> list[str]:
-        return [context.python, "-m", "service.cli", "serve"]
+        return [context.python, "-m", "digits_cli.main", "serve"]
 
     def env(self, context: BenchContext, port: int) -> dict[str, str]:
         return {**gateway_env(context, port), "DIGITS_BACKEND": "embedded"}

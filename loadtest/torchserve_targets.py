@@ -1,17 +1,16 @@
 """TorchServe in the benchmark: direct, and behind the gateway (``DIGITS_BACKEND=torchserve``).
 
-Both serve the archive ``digits export-mar`` builds from the benchmarked artifact, with the
-shipped ``deploy/torchserve`` configuration (TorchServe batching as in its model-config.yaml;
-one single-threaded worker per core). TorchServe's handler takes the gateway's JSON
+Both serve an archive ``digits export-mar`` builds from the benchmarked artifact, with the
+shipped ``deploy/torchserve/config.properties`` (one single-threaded worker per core). Batching differs:
+TorchServe direct batches single-image requests itself; behind the gateway, which sends whole batches,
+the shipped model-config.yaml does not batch a second time. TorchServe's handler takes the gateway's JSON
 ``pixels`` body with ``preprocess=none`` as it is; it decodes no images (PNG decoding and
 ``auto`` preprocessing live in the gateway), so TorchServe direct takes the pixels workload only.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
@@ -19,59 +18,36 @@ import yaml
 from loadtest.samples import Sample
 from loadtest.targets import BenchContext, GatewayTarget, HttpTarget, TargetError, gateway_env
 from loadtest.workloads import HttpRequest, Workload, predict_requests
-from service.local_servers import free_ports
-from service.torchserve.archive import DEFAULT_MODEL_CONFIG
+from ops.torchserve.archive import DEFAULT_MODEL_CONFIG
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from service.torchserve.launcher import TorchServe
+    from ops.torchserve.launcher import TorchServe
 
 MODEL_NAME = "digits"
+# TorchServe direct takes one image per request: it gets TorchServe's own batching. The gateway sends whole
+# batches and gets the shipped config (deploy/torchserve/model-config.yaml), which does not batch them again.
+DIRECT_MODEL_CONFIG = Path(__file__).with_name("torchserve-direct-model-config.yaml")
 
 
-@contextlib.contextmanager
-def environment(**values: str) -> Iterator[None]:
-    """Set environment variables for the processes started inside the block."""
-    before = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
+def launch_torchserve(context: BenchContext, name: str, model_config: Path) -> TorchServe:
+    """Build the archive with ``model_config`` (once) and start TorchServe on free ports; ready when this returns."""
     try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def launch_torchserve(context: BenchContext, name: str) -> TorchServe:
-    """Build the archive (once per run) and start TorchServe on free ports; ready when this returns."""
-    try:
-        from service.torchserve.archive import build_archive
-        from service.torchserve.launcher import TorchServe, TorchServeConfig
+        from ops.torchserve.archive import build_archive
+        from ops.torchserve.launcher import TorchServe, TorchServeConfig
     except ImportError as exc:
         raise TargetError(f"TorchServe is not installed ({exc}); pip install 'digits[torchserve]'") from exc
-    store = context.log_dir / "model-store"
-    mar = store / f"{MODEL_NAME}.mar"
     try:
-        if not mar.is_file():
-            build_archive(context.artifact, store, model_name=MODEL_NAME)
-        inference, management, metrics, grpc_inference, grpc_management = free_ports(5)
-        config = TorchServeConfig(
-            mar_path=mar,
-            log_dir=context.log_dir / name,
-            inference_port=inference,
-            management_port=management,
-            metrics_port=metrics,
-            model_name=MODEL_NAME,
-            torch_threads=context.torch_threads,
+        store = context.log_dir / name / "model-store"
+        mar = store / f"{MODEL_NAME}.mar"
+        if not mar.is_file():  # once per run: every round starts TorchServe again
+            build_archive(context.artifact, store, model_name=MODEL_NAME, model_config=model_config)
+        config = TorchServeConfig.on_free_ports(
+            mar, context.log_dir / name, model_name=MODEL_NAME, torch_threads=context.torch_threads
         )
         torchserve = TorchServe(config)
-        # TorchServe also opens gRPC ports (7070, 7071 by default) that the launcher does not choose; free ones
-        # let this instance run beside any other. It reads TS_* variables from the environment it inherits.
-        with environment(TS_GRPC_INFERENCE_PORT=str(grpc_inference), TS_GRPC_MANAGEMENT_PORT=str(grpc_management)):
-            torchserve.start()
+        torchserve.start()
     except (OSError, RuntimeError, ValueError) as exc:
         raise TargetError(f"{name}: TorchServe did not start: {exc}") from exc
     try:
@@ -82,15 +58,16 @@ def launch_torchserve(context: BenchContext, name: str) -> TorchServe:
     return torchserve
 
 
-def _batching() -> str:
-    config = yaml.safe_load(DEFAULT_MODEL_CONFIG.read_text())
+def _batching(model_config: Path) -> str:
+    config = yaml.safe_load(model_config.read_text())
     return f"batchSize {config['batchSize']}, maxBatchDelay {config['maxBatchDelay']} ms"
 
 
 class TorchServeTarget(HttpTarget):
     name = "torchserve"
     description = (
-        f"TorchServe direct: our handler in TorchServe's Python workers (one per core, {_batching()}), JSON pixels only"
+        "TorchServe direct: our handler in TorchServe's Python workers (one per core, "
+        f"{_batching(DIRECT_MODEL_CONFIG)}), JSON pixels only"
     )
 
     def __init__(self) -> None:
@@ -105,7 +82,7 @@ class TorchServeTarget(HttpTarget):
         return predict_requests(workload, samples, path=f"/predictions/{MODEL_NAME}")
 
     def start(self, context: BenchContext) -> None:
-        self._torchserve = launch_torchserve(context, self.name)
+        self._torchserve = launch_torchserve(context, self.name, DIRECT_MODEL_CONFIG)
         self.base_url = self._torchserve.inference_url
 
     def stop(self) -> None:
@@ -120,7 +97,10 @@ class TorchServeTarget(HttpTarget):
 
 class GatewayOverTorchServeTarget(GatewayTarget):
     name = "gateway-torchserve"
-    description = "the digits gateway with DIGITS_BACKEND=torchserve: it batches and forwards tensors to TorchServe"
+    description = (
+        "the digits gateway with DIGITS_BACKEND=torchserve: it batches and forwards tensors to TorchServe "
+        f"({_batching(DEFAULT_MODEL_CONFIG)}: no second batching)"
+    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -137,7 +117,7 @@ class GatewayOverTorchServeTarget(GatewayTarget):
         }
 
     def start(self, context: BenchContext) -> None:
-        self._torchserve = launch_torchserve(context, self.name)
+        self._torchserve = launch_torchserve(context, self.name, DEFAULT_MODEL_CONFIG)
         try:
             super().start(context)
         except TargetError:

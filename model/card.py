@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
+import numpy as np
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    import torch
 
 LayerKind = Literal["conv", "maxpool", "flatten", "linear"]
 
@@ -33,6 +37,16 @@ class InputSpec(BaseModel):
         "Grayscale, ink bright on a black background (MNIST convention), scaled to value_range, "
         "then normalized as (x - mean) / std"
     )
+
+    @overload
+    def normalize(self, gray: np.ndarray) -> np.ndarray: ...
+
+    @overload
+    def normalize(self, gray: torch.Tensor) -> torch.Tensor: ...
+
+    def normalize(self, gray: Any) -> Any:
+        """Gray values 0-255, ink bright, to what the network takes, in float32: training and serving both call this."""
+        return (gray * np.float32(1 / 255) - np.float32(self.mean)) * np.float32(1 / self.std)
 
 
 class Training(BaseModel):

@@ -5,29 +5,28 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from model.card import Evaluation
+from model.card import Evaluation, InputSpec
 from model.mnist import Split
 
 EVAL_BATCH_SIZE = 1000
 
 
-def normalize(images: np.ndarray, mean: float, std: float) -> torch.Tensor:
+def normalize(images: np.ndarray, spec: InputSpec) -> torch.Tensor:
     """uint8 ``[N, 28, 28]`` images to the normalized float ``[N, 1, 28, 28]`` the model takes."""
-    x = torch.from_numpy(images.astype(np.float32)).div_(255.0).unsqueeze(1)  # a copy: the IDX buffer is read-only
-    return x.sub_(mean).div_(std)
+    return torch.from_numpy(spec.normalize(images)).unsqueeze(1)  # a new array: the IDX buffer is read-only
 
 
 @torch.no_grad()
-def predict_labels(module: torch.nn.Module, images: np.ndarray, mean: float, std: float) -> np.ndarray:
+def predict_labels(module: torch.nn.Module, images: np.ndarray, spec: InputSpec) -> np.ndarray:
     labels = []
     for start in range(0, len(images), EVAL_BATCH_SIZE):
-        logits = module(normalize(images[start : start + EVAL_BATCH_SIZE], mean, std))
+        logits = module(normalize(images[start : start + EVAL_BATCH_SIZE], spec))
         labels.append(logits.argmax(dim=1).numpy())
     return np.concatenate(labels)
 
 
-def evaluate(module: torch.nn.Module, split: Split, mean: float, std: float, num_classes: int = 10) -> Evaluation:
-    predicted = predict_labels(module, split.images, mean, std)
+def evaluate(module: torch.nn.Module, split: Split, spec: InputSpec, num_classes: int = 10) -> Evaluation:
+    predicted = predict_labels(module, split.images, spec)
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(confusion, (split.labels, predicted), 1)
     per_class = confusion.diagonal() / confusion.sum(axis=1).clip(min=1)

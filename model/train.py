@@ -77,8 +77,10 @@ def train(data: Mnist, config: TrainConfig) -> ModelCard:
 
     train_images = data.train.images[: config.train_limit]
     train_labels = torch.from_numpy(data.train.labels[: config.train_limit])
-    pixels = torch.from_numpy(train_images.copy()).to(torch.float32).div_(255.0).unsqueeze(1)
-    mean, std = float(data.train.images.mean() / 255.0), float(data.train.images.std() / 255.0)
+    pixels = torch.from_numpy(train_images.copy()).to(torch.float32).unsqueeze(1)
+    # The card's rounded values from the first step on: the model trains on exactly what it is served.
+    spec = InputSpec(mean=round(float(data.train.images.mean() / 255.0), 6),
+                     std=round(float(data.train.images.std() / 255.0), 6))  # fmt: skip
 
     model = ConvNet().to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.max_lr, weight_decay=config.weight_decay)
@@ -97,7 +99,7 @@ def train(data: Mnist, config: TrainConfig) -> ModelCard:
         )
         for step in batches:
             index = order[step * config.batch_size : (step + 1) * config.batch_size]
-            x = random_affine(pixels[index], generator).sub_(mean).div_(std)
+            x = spec.normalize(random_affine(pixels[index], generator))
             x = x.to(device, memory_format=torch.channels_last)
             y = train_labels[index].to(device)
             logits = model(x)
@@ -111,7 +113,7 @@ def train(data: Mnist, config: TrainConfig) -> ModelCard:
             batches.set_postfix(loss=f"{loss.item():.4f}")
         model.eval()
         with torch.no_grad():
-            test_x = normalize(data.test.images, mean, std)
+            test_x = normalize(data.test.images, spec)
             test_pred = torch.cat([model(chunk.to(device)).argmax(1).cpu() for chunk in test_x.split(1000)])
         stats = EpochStats(
             epoch=epoch,
@@ -127,7 +129,7 @@ def train(data: Mnist, config: TrainConfig) -> ModelCard:
                 f"test acc {stats.test_accuracy:.2%}  ({stats.seconds:.0f} s)"
             )
     wall_time = time.perf_counter() - started
-    return export(model, data, config, mean=mean, std=std, device=device, wall_time=wall_time, history=history)
+    return export(model, data, config, spec=spec, device=device, wall_time=wall_time, history=history)
 
 
 def export(
@@ -135,8 +137,7 @@ def export(
     data: Mnist,
     config: TrainConfig,
     *,
-    mean: float,
-    std: float,
+    spec: InputSpec,
     device: torch.device,
     wall_time: float,
     history: list[EpochStats],
@@ -152,7 +153,7 @@ def export(
         artifact=config.out.name,
         sha256=file_sha256(config.out),
         parameter_count=parameter_count(model),
-        input=InputSpec(mean=round(mean, 6), std=round(std, 6)),
+        input=spec,
         layers=describe_layers(model),
         training=Training(
             seed=config.seed,
@@ -167,7 +168,7 @@ def export(
             epoch_losses=[round(h.loss, 6) for h in history],
             epoch_test_accuracy=[round(h.test_accuracy, 6) for h in history],
         ),
-        evaluation=evaluate(reloaded, data.test, round(mean, 6), round(std, 6)),
+        evaluation=evaluate(reloaded, data.test, spec),
     )
     save_card(card, config.out)
     return card

@@ -1,1 +1,1 @@
-"""The digits gateway: validation, preprocessing, batching, backends, metrics."""
+"""The digits gateway: a framework-free core, the HTTP adapter, the pages and the backends, composed in ``app``."""

@@ -1,4 +1,5 @@
-"""The FastAPI application: routes, middleware, the error map and the gateway's lifetime."""
+"""The composition root: the backend the settings name, the gateway around it, and the FastAPI application
+with its routes, pages, middleware and error map."""
 
 from __future__ import annotations
 
@@ -7,20 +8,31 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.errors import install_error_handlers
-from service.gateway import Gateway
-from service.middleware import BodySizeLimitMiddleware, MetricsMiddleware
-from service.routes import health, models, pages, predict
-from service.settings import Settings, get_settings
+from service.backends.embedded import EmbeddedBackend
+from service.core.backend import Backend
+from service.core.gateway import Gateway
+from service.core.settings import Settings, get_settings
+from service.http.error_handlers import install_error_handlers
+from service.http.middleware import BodySizeLimitMiddleware, MetricsMiddleware
+from service.http.routes import health, models, predict
+from service.ui import pages
 
 DESCRIPTION = """Handwritten digit recognition. POST images (multipart or JSON) to `/v1/predict`
 and get class probabilities and, on request, the feature maps of the network's layers.
 Every error has the shape `{"error": {"code", "message", "index"?}}` with a stable `code`."""
 
 
+def build_backend(settings: Settings) -> Backend:
+    if settings.backend == "torchserve":
+        from service.backends.torchserve.client import TorchServeBackend
+
+        return TorchServeBackend.from_settings(settings)
+    return EmbeddedBackend(settings.artifact, settings.device, settings.torch_threads)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    gateway = Gateway.create(settings)
+    gateway = Gateway.create(settings, build_backend(settings))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 import uvicorn
 
 from service.app import create_app
-from service.metrics import MULTIPROCESS_DIR_VARIABLE
-from service.settings import Settings
+from service.core.metrics import MULTIPROCESS_DIR_VARIABLE
+from service.core.settings import Settings
 
 
 def run_gateway(settings: Settings) -> None:

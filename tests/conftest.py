@@ -1,4 +1,4 @@
-"""Shared fixtures: MNIST location, the shipped artifact, a real gateway process."""
+"""Shared fixtures: MNIST location, labelled digits, the shipped artifact, a real gateway process."""
 
 from __future__ import annotations
 
@@ -6,19 +6,43 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from loadtest.samples import load_samples
+from model.mnist import Split, load_test_split
 from model.settings import DEFAULT_ARTIFACT
-from tests.servers import ServerProcess, gateway_process
+from ops.local_servers import ServerProcess
+from tests.servers import gateway_process
+
+LABELLED_DIGITS = 16
+
+
+def _mnist_dir() -> Path | None:
+    value = os.environ.get("DIGITS_DATA_DIR")
+    return Path(value) if value and Path(value, "t10k-images-idx3-ubyte.gz").exists() else None
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The MNIST files (DIGITS_DATA_DIR); the Makefile points it at ../shared/data/mnist."""
-    value = os.environ.get("DIGITS_DATA_DIR")
-    if not value or not Path(value, "t10k-images-idx3-ubyte.gz").exists():
+    found = _mnist_dir()
+    if found is None:
         pytest.skip("DIGITS_DATA_DIR with the MNIST files is not set")
-    return Path(value)
+    return found
+
+
+@pytest.fixture(scope="session")
+def labelled_digits() -> Split:
+    """16 labelled 28x28 digits, ink bright on black: the first of the MNIST test split, or without MNIST the
+    samples shipped in loadtest/samples (MNIST test digits the model labels right, in class order)."""
+    found = _mnist_dir()
+    if found is not None:
+        split = load_test_split(found)
+        return Split(split.images[:LABELLED_DIGITS], split.labels[:LABELLED_DIGITS])
+    samples = load_samples()
+    chosen = [samples[i * len(samples) // LABELLED_DIGITS] for i in range(LABELLED_DIGITS)]
+    return Split(np.array([s.pixels for s in chosen], np.uint8), np.array([s.label for s in chosen], np.int64))
 
 
 @pytest.fixture(scope="session")

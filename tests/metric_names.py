@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.metrics import Metrics
+from service.core.metrics import Metrics
 
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
 

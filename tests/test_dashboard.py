@@ -1,6 +1,6 @@
 """The Grafana dashboard and its provisioning, read as Grafana would read them.
 
-Every query is also run against a real Prometheus in tests/test_monitoring.py.
+Every query is also run against a real Prometheus in tests/ops/test_monitoring.py.
 """
 
 from __future__ import annotations

@@ -7,20 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from service.errors import ErrorCode
-from service.settings import Settings
+from ops.settings import OpsSettings
+from service.core.errors import ErrorCode
+from service.core.settings import Settings
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 
-@pytest.mark.parametrize("name", sorted(Settings.model_fields))
+@pytest.mark.parametrize("name", sorted({*Settings.model_fields, *OpsSettings.model_fields}))
 def test_every_setting_is_documented(name: str) -> None:
     assert f"`DIGITS_{name.upper()}`" in README
 
 
-@pytest.mark.parametrize("code", [code.value for code in ErrorCode])
-def test_every_error_code_is_documented(code: str) -> None:
-    assert f"`{code}`" in README
+@pytest.mark.parametrize("code", list(ErrorCode))
+def test_every_error_code_is_documented_with_its_status(code: ErrorCode) -> None:
+    assert f"| `{code.value}` | {code.status} |" in README
 
 
 def test_the_two_commands() -> None:
@@ -31,6 +32,8 @@ def test_the_two_commands() -> None:
 
 def test_every_file_the_readme_names_exists() -> None:
     root = Path(__file__).resolve().parent.parent
-    named = set(re.findall(r"(?<![\w/.-])((?:loadtest|model|service|deploy|docs|tests|\.ci)/[\w./-]*\w)", README))
+    named = set(
+        re.findall(r"(?<![\w/.-])((?:loadtest|model|service|ops|digits_cli|deploy|docs|tests|\.ci)/[\w./-]*\w)", README)
+    )
     assert named, "the README names no project files"
     assert sorted(path for path in named if not (root / path).exists()) == []

@@ -2,14 +2,11 @@
 
     DIGITS_ARTIFACT=model/artifacts/digits.pt uvicorn loadtest.peers.naive_app:app
 
-No batching, no worker thread, no queue. Inputs are decoded and preprocessed with the
-gateway's own functions, so what the benchmark compares is the serving design alone.
+No batching, no worker thread, no queue. Inputs go through the gateway's own pipeline
+(decode, MNIST field, normalize), so what the benchmark compares is the serving design alone.
 """
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -18,43 +15,38 @@ from fastapi import FastAPI, Request, Response
 from starlette.datastructures import UploadFile
 
 from model.card import load_card
-from model.settings import DEFAULT_ARTIFACT
-from service.decoding import decode_base64, decode_image
-from service.preprocessing import Normalization, to_mnist_field
-from service.schemas import PredictRequest
+from service.core.pipeline import Pipeline
+from service.core.preprocessing import Mode
+from service.core.schemas import PredictRequest
+from service.core.settings import Settings
+from service.core.types import Limits, RawInput
 
-MAX_PIXELS = 16_000_000
-
-ARTIFACT = Path(os.environ.get("DIGITS_ARTIFACT", str(DEFAULT_ARTIFACT)))
-torch.set_num_threads(int(os.environ.get("DIGITS_TORCH_THREADS", "1")))
-MODULE = torch.jit.load(str(ARTIFACT), map_location="cpu").eval()
-CARD = load_card(ARTIFACT)
-NORMALIZATION = Normalization(CARD.input.mean, CARD.input.std)
+SETTINGS = Settings()
+torch.set_num_threads(SETTINGS.torch_threads)
+MODULE = torch.jit.load(str(SETTINGS.artifact), map_location="cpu").eval()
+PIPELINE = Pipeline(load_card(SETTINGS.artifact), Limits(SETTINGS.max_images_per_request, SETTINGS.max_image_pixels))
 
 app = FastAPI(title="naive", docs_url=None, redoc_url=None, openapi_url=None)
 
 
-async def _fields(request: Request) -> list[np.ndarray]:
+async def _batch(request: Request) -> np.ndarray:
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         form = await request.form()
         upload = form["file"]
         assert isinstance(upload, UploadFile)
-        gray = decode_image(await upload.read(), max_pixels=MAX_PIXELS, index=0)
-        return [to_mnist_field(gray, "auto" if request.query_params.get("preprocess") != "none" else "none", 0)]
+        preprocess: Mode = "none" if request.query_params.get("preprocess") == "none" else "auto"
+        return PIPELINE.prepare([await upload.read()], preprocess)
     parsed = PredictRequest.model_validate_json(await request.body())
-    fields = []
-    for index, instance in enumerate(parsed.instances):
-        if instance.image is not None:
-            gray = decode_image(decode_base64(instance.image, index), max_pixels=MAX_PIXELS, index=index)
-        else:
-            gray = np.asarray(instance.pixels, dtype=np.float32)
-        fields.append(to_mnist_field(gray, parsed.preprocess, index))
-    return fields
+    inputs: list[RawInput] = [
+        instance.image if instance.image is not None else np.asarray(instance.pixels, dtype=np.float32)
+        for instance in parsed.instances
+    ]
+    return PIPELINE.prepare(inputs, parsed.preprocess)
 
 
 @app.post("/v1/predict")
 async def predict(request: Request) -> Response:
-    batch = np.stack([NORMALIZATION.apply(field) for field in await _fields(request)])[:, None]
+    batch = await _batch(request)
     with torch.inference_mode():
         probabilities = torch.softmax(MODULE(torch.from_numpy(batch)), dim=1).numpy()
     predictions = [

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from model.device import resolve_device
-from service.backends.base import Backend, BatchOutput
-from service.model_runner import ModelRunner
+from service.core.backend import Backend
+from service.core.model_runner import ModelRunner
+from service.core.types import BatchOutput
 
 
 class EmbeddedBackend(Backend):
@@ -37,9 +38,9 @@ class EmbeddedBackend(Backend):
             self._executor, ModelRunner, self._artifact, self._device, self._torch_threads
         )
 
-    async def predict(self, batch: np.ndarray, with_features: bool) -> BatchOutput:
+    async def predict(self, batch: np.ndarray, layers: frozenset[str]) -> BatchOutput:
         assert self._runner is not None, "setup() was not awaited"
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._runner.run, batch, with_features)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._runner.run, batch, layers)
 
     async def ready(self) -> bool:
         return self._runner is not None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from service.local_servers import free_port
+from ops.local_servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from service.monitoring.config import DEFAULT_PROMETHEUS_CONFIG, load_config
+from ops.monitoring.config import DEFAULT_PROMETHEUS_CONFIG, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_EXAMPLE = ROOT / "deploy" / "env.example"
@@ -162,7 +162,7 @@ def test_the_gateway_talks_to_torchserve_behind_the_load_balancer(resolved: dict
 
 
 def test_the_drain_ends_before_compose_kills_a_gateway(resolved: dict[str, Any]) -> None:
-    from service.settings import Settings
+    from service.core.settings import Settings
 
     drain = Settings().graceful_shutdown_seconds
     for name in ("gateway", "gateway-cpu"):

@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from service.local_servers import free_port
-from tests.servers import ServerProcess
+from ops.local_servers import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "deploy" / "Dockerfile"
@@ -218,8 +217,8 @@ def test_the_build_stage_command_builds_the_archive(tmp_path: Path) -> None:
     (build,) = [i.arguments for i in parse(IMAGES) if i.keyword == "RUN" and "digits export-mar" in i.arguments]
     line = build[build.index("digits export-mar") :].split("&&")[0]
     arguments = shlex.split(line.replace("/src/", f"{ROOT}/").replace("/model-store", str(tmp_path / "store")))
-    result = subprocess.run([sys.executable, "-m", "service.cli", *arguments[1:]], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=300)  # fmt: skip
+    command = [sys.executable, "-m", "digits_cli.main", *arguments[1:]]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     with zipfile.ZipFile(tmp_path / "store" / "digits.mar") as archive:
         names = archive.namelist()

@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.servers import ServerProcess
+from ops.local_servers import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ops.local_servers import ServerProcess
 from tests.deploy.samples import predict_png, samples
 from tests.deploy.stack import COMPOSE_FILE, TORCHSERVE_ON_CPU, ComposeStack
-from tests.servers import ServerProcess, gateway_process
+from tests.servers import gateway_process
 
 
 @pytest.fixture(scope="module")

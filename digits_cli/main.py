@@ -1,0 +1,151 @@
+"""The ``digits`` command: train, evaluate, serve and the tools around them.
+
+``digits serve`` imports the served package only: the gateway image installs neither the load-test tools
+nor TorchServe, and ships without the ``loadtest`` package, whose commands are then not offered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeAlias
+
+from model.settings import DEFAULT_ARTIFACT, DataSettings
+from ops.monitoring.command import add_command as _add_monitor
+from ops.torchserve.commands import add_export_mar as _add_export_mar
+from ops.torchserve.commands import add_torchserve as _add_torchserve
+
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _train(args: argparse.Namespace) -> int:
+    from model.mnist import load_mnist
+    from model.train import TrainConfig, train
+
+    settings = DataSettings()
+    data = load_mnist(args.data_dir or settings.data_dir, mirrors=settings.mnist_mirrors)
+    config = TrainConfig(
+        out=args.out,
+        epochs=args.epochs,
+        seed=args.seed,
+        device=args.device,
+        batch_size=args.batch_size,
+        train_limit=args.limit,
+    )
+    card = train(data, config)
+    print(
+        f"wrote {config.out} and its card: test accuracy {card.evaluation.accuracy:.2%}, "
+        f"{card.parameter_count} parameters, {card.training.wall_time_seconds:.0f} s on {card.training.device}"
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from model.card import load_card
+    from model.evaluate import evaluate, format_report
+    from model.mnist import load_test_split
+
+    card = load_card(args.artifact)
+    module = torch.jit.load(str(args.artifact), map_location="cpu").eval()
+    split = load_test_split(args.data_dir or DataSettings().data_dir)
+    evaluation = evaluate(module, split, card.input)
+    print(f"{card.name} {card.version} ({args.artifact})")
+    print(format_report(evaluation))
+    if evaluation.accuracy != card.evaluation.accuracy:
+        print(f"note: the card records {card.evaluation.accuracy:.2%}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from service.core.settings import Settings
+    from service.server import run_gateway
+
+    overrides = {
+        k: v
+        for k, v in {"host": args.host, "port": args.port, "backend": args.backend, "workers": args.workers}.items()
+        if v is not None
+    }
+    settings = Settings(**overrides)
+    if args.backend == "torchserve":  # a local TorchServe first, then the gateway in front of it
+        from ops.torchserve.commands import serve_with_torchserve
+
+        return serve_with_torchserve(settings, run_gateway)
+    run_gateway(settings)
+    return 0
+
+
+def _add_train(sub: Subcommands) -> None:
+    parser = sub.add_parser("train", help="train the ConvNet on MNIST and export TorchScript + model card")
+    parser.add_argument("--data-dir", type=Path, help="MNIST directory (default: $DIGITS_DATA_DIR)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_ARTIFACT, help="TorchScript file to write")
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--limit", type=int, help="train on the first N digits only (smoke runs)")
+    parser.set_defaults(handler=_train)
+
+
+def _add_evaluate(sub: Subcommands) -> None:
+    parser = sub.add_parser("evaluate", help="accuracy of an artifact on the MNIST test set, per class")
+    parser.add_argument("artifact", type=Path, nargs="?", default=DEFAULT_ARTIFACT)
+    parser.add_argument("--data-dir", type=Path, help="MNIST directory (default: $DIGITS_DATA_DIR)")
+    parser.set_defaults(handler=_evaluate)
+
+
+def _add_serve(sub: Subcommands) -> None:
+    parser = sub.add_parser("serve", help="run the gateway (settings from DIGITS_* environment variables)")
+    parser.add_argument("--host", help="bind address (default: $DIGITS_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: $DIGITS_PORT or 8000)")
+    parser.add_argument("--workers", type=int, help="gateway processes (default: $DIGITS_WORKERS or 1)")
+    parser.add_argument(
+        "--backend",
+        choices=["embedded", "torchserve"],
+        help="where the model runs; torchserve also starts a local TorchServe first "
+        "(DIGITS_BACKEND=torchserve alone connects to the one at DIGITS_TORCHSERVE_URL)",
+    )
+    parser.set_defaults(handler=_serve)
+
+
+def _add_load_tools(sub: Subcommands) -> None:
+    try:
+        from loadtest.cli import add_benchmark, add_loadtest
+    except ImportError:  # not installed here (the gateway image)
+        return
+    add_loadtest(sub)
+    add_benchmark(sub)
+
+
+COMMANDS: list[Callable[[Subcommands], None]] = [
+    _add_train,
+    _add_evaluate,
+    _add_serve,
+    _add_monitor,
+    _add_load_tools,
+    _add_export_mar,
+    _add_torchserve,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="digits", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

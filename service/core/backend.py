@@ -1,0 +1,37 @@
+"""The interface every backend implements: set up, predict a batch, report readiness, close."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from service.core.types import BatchOutput
+
+
+class Backend(ABC):
+    """A model behind the batcher. ``predict`` takes normalized float32 ``[N, 1, 28, 28]``."""
+
+    name: str
+    # How many batches may be running at once: 1 for a model on our own thread; more for a
+    # remote server with several workers, so that none of them waits for the previous batch's reply.
+    max_batches_in_flight: int = 1
+
+    @property
+    @abstractmethod
+    def device(self) -> str: ...
+
+    @abstractmethod
+    async def setup(self) -> None:
+        """Load and warm up; after this returns the backend can serve."""
+
+    @abstractmethod
+    async def predict(self, batch: np.ndarray, layers: frozenset[str]) -> BatchOutput:
+        """Probabilities of ``batch``, and the feature maps of ``layers`` (empty: none)."""
+
+    @abstractmethod
+    async def ready(self) -> bool:
+        """Whether a prediction sent now would be served."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""

@@ -1,0 +1,149 @@
+"""Dynamic batching: concurrent requests are coalesced into one model call.
+
+Requests wait in a bounded queue (counted in images). The worker takes whole requests
+until the batch is full; when the model is idle it waits at most ``max_wait`` for more
+to arrive, and while the model is busy the next batch fills up by itself. One worker
+task per batch the backend takes at once (``max_batches_in_flight``): each takes a batch,
+awaits its result and goes straight on to the next, with no hop through the event loop
+in between. A full queue
+answers ``queue_full`` (503 with Retry-After) instead of letting latency grow unbounded.
+On ``stop`` everything already queued is still served before the worker exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from service.core.backend import Backend
+from service.core.errors import ApiError, ErrorCode
+from service.core.metrics import Metrics
+from service.core.types import BatchOutput
+
+
+@dataclass
+class _Pending:
+    inputs: np.ndarray
+    layers: frozenset[str]
+    future: asyncio.Future[BatchOutput]
+    enqueued_at: float = field(default_factory=time.perf_counter)
+
+
+class Batcher:
+    def __init__(
+        self,
+        backend: Backend,
+        metrics: Metrics,
+        *,
+        max_batch_size: int,
+        max_wait_seconds: float,
+        max_queue_images: int,
+        retry_after_seconds: int = 1,
+    ) -> None:
+        if max_queue_images < max_batch_size:
+            raise ValueError("max_queue_images must be at least max_batch_size")
+        self._backend = backend
+        self._metrics = metrics
+        self.max_batch_size = max_batch_size
+        self.max_wait_seconds = max_wait_seconds
+        self.max_queue_images = max_queue_images
+        self._retry_after = str(retry_after_seconds)
+        self._queue: deque[_Pending] = deque()
+        self._queued_images = 0
+        self._arrived = asyncio.Event()
+        self._closing = False
+        self._workers: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._workers = [
+            asyncio.create_task(self._run(), name=f"batcher-{n}") for n in range(self._backend.max_batches_in_flight)
+        ]
+
+    async def stop(self) -> None:
+        """Refuse new work, serve everything queued, then end the workers."""
+        self._closing = True
+        self._arrived.set()
+        await asyncio.gather(*self._workers)
+
+    async def submit(self, inputs: np.ndarray, layers: frozenset[str]) -> BatchOutput:
+        """Queue ``inputs`` (float32 ``[n, 1, 28, 28]``) and wait for their share of a batch (with ``layers``)."""
+        n = int(inputs.shape[0])
+        if self._closing:
+            raise ApiError(
+                ErrorCode.not_ready, "the server is shutting down", headers={"Retry-After": self._retry_after}
+            )
+        if self._queued_images + n > self.max_queue_images:
+            raise ApiError(
+                ErrorCode.queue_full,
+                f"the queue is full ({self._queued_images} images waiting); retry shortly",
+                headers={"Retry-After": self._retry_after},
+            )
+        pending = _Pending(inputs, layers, asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        self._queued_images += n
+        self._metrics.queue_depth.set(self._queued_images)
+        self._arrived.set()
+        return await pending.future
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            await self._fill_or_timeout()
+            if self._queue:  # another worker may have taken it meanwhile
+                await self._serve(self._take_batch())
+
+    async def _fill_or_timeout(self) -> None:
+        deadline = self._queue[0].enqueued_at + self.max_wait_seconds
+        while self._queued_images < self.max_batch_size and not self._closing:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                return
+
+    def _take_batch(self) -> list[_Pending]:
+        batch: list[_Pending] = []
+        size = 0
+        while self._queue and size + len(self._queue[0].inputs) <= self.max_batch_size:
+            pending = self._queue.popleft()
+            size += len(pending.inputs)
+            batch.append(pending)
+        if not batch:  # a single request larger than a batch still gets served, alone
+            batch.append(self._queue.popleft())
+        self._queued_images -= sum(len(p.inputs) for p in batch)
+        self._metrics.queue_depth.set(self._queued_images)
+        return batch
+
+    async def _serve(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
+        for pending in batch:
+            self._metrics.queue_wait.observe(started - pending.enqueued_at)
+        inputs = batch[0].inputs if len(batch) == 1 else np.concatenate([p.inputs for p in batch])
+        self._metrics.batch_size.observe(len(inputs))
+        try:
+            output = await self._backend.predict(inputs, frozenset().union(*(p.layers for p in batch)))
+        except Exception as exc:
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+            return
+        finally:
+            self._metrics.inference_duration.observe(time.perf_counter() - started)
+        offset = 0
+        for pending in batch:
+            n = len(pending.inputs)
+            if not pending.future.done():  # the client may have gone away
+                pending.future.set_result(output.slice(offset, offset + n))
+            offset += n

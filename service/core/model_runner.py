@@ -1,0 +1,44 @@
+"""The TorchScript model on one device: load once, warm up, run normalized batches to numpy outputs.
+
+The embedded backend, the TorchServe handler and the benchmark's model loop all run the model
+through this class, so they measure and serve exactly the same thing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.card import load_card
+from service.core.types import BatchOutput
+
+NO_LAYERS: frozenset[str] = frozenset()
+
+
+class ModelRunner:
+    def __init__(self, artifact: Path, device: torch.device, torch_threads: int) -> None:
+        torch.set_num_threads(torch_threads)
+        self.device = device
+        module = torch.jit.load(str(artifact), map_location=device).eval()
+        if device.type == "cpu":
+            # oneDNN convolutions: about twice the batched CPU throughput, same outputs within 1e-6.
+            module = torch.jit.optimize_for_inference(module, other_methods=["forward_features"])
+        self._module = module
+        warmup = np.zeros((8, 1, 28, 28), dtype=np.float32)
+        every_layer = frozenset(load_card(artifact).feature_layers)
+        for layers in (NO_LAYERS, every_layer, NO_LAYERS):
+            self.run(warmup, layers)
+
+    def run(self, batch: np.ndarray, layers: frozenset[str]) -> BatchOutput:
+        """Probabilities of a normalized float32 ``[n, 1, 28, 28]`` batch, and the feature maps of ``layers``."""
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+            if layers:
+                logits, maps = self._module.forward_features(x)
+                features = {name: t.float().cpu().numpy() for name, t in maps.items() if name in layers}
+            else:
+                logits, features = self._module(x), {}
+            probabilities = torch.softmax(logits.float(), dim=1).cpu().numpy()
+        return BatchOutput(probabilities, features)

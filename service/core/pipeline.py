@@ -1,0 +1,69 @@
+"""The one way from a request's inputs to its predictions, in the spirit of LitServe's ``LitAPI``:
+
+    decode -> MNIST field -> normalize -> (batch) -> model -> predictions
+
+The gateway's predict route, the TorchServe handler, the benchmark's model loop and naive peer, and the
+sample maker all go through a :class:`Pipeline`; only where the model runs differs (the gateway batches
+requests and hands them to a backend, the others call a :class:`ModelRunner` or the module directly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from model.card import ModelCard
+from service.core.decoding import decode_base64, decode_image
+from service.core.errors import ApiError, ErrorCode
+from service.core.features import resolve_layers
+from service.core.predictions import predict_body, predictions
+from service.core.preprocessing import FIELD, Mode, to_mnist_field
+from service.core.schemas import PredictOptions
+from service.core.types import BatchOutput, Limits, RawInput
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    card: ModelCard
+    limits: Limits
+
+    @property
+    def model_ref(self) -> dict[str, str]:
+        return {"name": self.card.name, "version": self.card.version}
+
+    def layers(self, requested: list[str] | None) -> list[str]:
+        """The feature layers a request asks for, in network order (``["all"]``: every one)."""
+        return resolve_layers(requested, self.card.feature_layers)
+
+    def decode(self, raw: RawInput, index: int) -> np.ndarray:
+        """A grayscale 2-D array of one input: an image file, its base64 text, or gray values."""
+        if isinstance(raw, str):
+            raw = decode_base64(raw, index)
+        if isinstance(raw, bytes):
+            return decode_image(raw, max_pixels=self.limits.max_pixels, index=index)
+        if raw.size > self.limits.max_pixels:
+            raise ApiError(
+                ErrorCode.image_too_large, f"pixels has more than {self.limits.max_pixels} values", index=index
+            )
+        return raw
+
+    def field(self, raw: RawInput, preprocess: Mode, index: int) -> np.ndarray:
+        """The 28x28 MNIST-style field (values 0-255, ink bright) of one input."""
+        return to_mnist_field(self.decode(raw, index), preprocess, index)
+
+    def prepare(self, inputs: Sequence[RawInput], preprocess: Mode) -> np.ndarray:
+        """Every input decoded, made an MNIST field and normalized: the float32 ``[n, 1, 28, 28]`` batch."""
+        batch = np.empty((len(inputs), 1, FIELD, FIELD), dtype=np.float32)
+        for index, raw in enumerate(inputs):
+            batch[index, 0] = self.card.input.normalize(self.field(raw, preprocess, index))
+        return batch
+
+    def predictions(self, output: BatchOutput, options: PredictOptions, layers: list[str]) -> list[dict[str, Any]]:
+        return predictions(output, top_k=options.top_k, layers=layers, feature_format=options.feature_format)
+
+    def body(self, items: list[dict[str, Any]]) -> bytes:
+        """The public predict response body."""
+        return predict_body(self.model_ref, items)

@@ -1,0 +1,112 @@
+"""Make real-world digits look like MNIST digits, the way MNIST itself was made.
+
+``auto`` takes any grayscale image (a photo or scan, dark ink on light paper or the
+reverse, any size, off-centre, with margins) and:
+
+1. detects the polarity from the border (the paper) and inverts so ink is bright;
+2. subtracts the paper level and crops to the ink's bounding box;
+3. scales the longer side to 20 px, keeping the aspect ratio, with antialiasing;
+4. places it in a 28x28 field so that the ink's centre of mass is at the centre;
+5. (the pipeline then normalizes it with the model card's input spec).
+
+``none`` accepts only 28x28 inputs already in MNIST convention (ink bright on black,
+values 0-255) as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+from service.core.errors import ApiError, ErrorCode
+
+FIELD = 28
+BOX = 20
+# Ink is what stands this far above the paper, as a fraction of the darkest stroke:
+# low enough to keep faint strokes, high enough to ignore JPEG ringing and paper grain.
+INK_THRESHOLD = 0.25
+# Below this contrast (out of 255) there is no ink at all, only paper.
+MIN_CONTRAST = 24.0
+
+Mode = Literal["auto", "none"]
+
+
+def pixel_array(rows: list[list[float]], index: int) -> np.ndarray:
+    """A ``pixels`` instance as a float32 2-D array, refused when ragged, empty, non-finite or outside 0-255."""
+    try:
+        values = np.asarray(rows, dtype=np.float32)
+    except ValueError as exc:
+        raise ApiError(ErrorCode.invalid_pixels, "pixels rows have different lengths", index=index) from exc
+    check_pixels(values, index)
+    return values
+
+
+def check_pixels(values: np.ndarray, index: int) -> None:
+    if values.ndim != 2:
+        raise ApiError(ErrorCode.invalid_pixels, f"pixels must be a 2-D array, got {values.ndim}-D", index=index)
+    if values.size == 0:
+        raise ApiError(ErrorCode.invalid_pixels, "pixels is empty", index=index)
+    if not (values.min() >= 0 and values.max() <= 255):  # also false for NaN, which fails every comparison
+        if not np.isfinite(values).all():
+            raise ApiError(ErrorCode.invalid_pixels, "pixels contains NaN or infinity", index=index)
+        raise ApiError(ErrorCode.invalid_pixels, "pixel values must lie in 0-255", index=index)
+
+
+def to_mnist_field(gray: np.ndarray, mode: Mode, index: int) -> np.ndarray:
+    """A 28x28 float32 field with values 0-255, ink bright, ready for normalization."""
+    if mode == "none":
+        if gray.shape != (FIELD, FIELD):
+            raise ApiError(
+                ErrorCode.wrong_image_size,
+                f"preprocess=none takes 28x28 inputs, got {gray.shape[1]}x{gray.shape[0]}; use preprocess=auto",
+                index=index,
+            )
+        return gray.astype(np.float32, copy=False)
+    return _mnistify(gray.astype(np.float32, copy=False), index)
+
+
+def _mnistify(gray: np.ndarray, index: int) -> np.ndarray:
+    paper = _median(np.concatenate([gray[0, :], gray[-1, :], gray[:, 0], gray[:, -1]]))
+    if paper > 127.5:
+        gray, paper = 255.0 - gray, 255.0 - paper
+    ink = np.clip(gray - paper, 0.0, None)
+    peak = float(ink.max())
+    if peak < MIN_CONTRAST:
+        raise ApiError(ErrorCode.image_empty, "no ink found: the image is blank or has no contrast", index=index)
+    strokes = ink >= INK_THRESHOLD * peak
+    rows = np.flatnonzero(strokes.any(axis=1))
+    cols = np.flatnonzero(strokes.any(axis=0))
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] * (255.0 / peak)
+    height, width = crop.shape
+    scale = BOX / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    digit = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
+    digit = np.clip(digit, 0.0, 255.0)
+    return _centre_by_mass(digit)
+
+
+def _median(values: np.ndarray) -> float:
+    """np.median without its generality: a tenth of the time on the few hundred values of a border."""
+    middle = len(values) // 2
+    if len(values) % 2:
+        return float(np.partition(values, middle)[middle])
+    low, high = np.partition(values, (middle - 1, middle))[middle - 1 : middle + 1]
+    return (float(low) + float(high)) / 2
+
+
+def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
+    height, width = digit.shape
+    row_mass, col_mass = digit.sum(axis=1), digit.sum(axis=0)
+    mass = float(row_mass.sum())
+    cy = float(row_mass @ np.arange(height, dtype=np.float32)) / mass
+    cx = float(col_mass @ np.arange(width, dtype=np.float32)) / mass
+    top = round(FIELD / 2 - 0.5 - cy)
+    left = round(FIELD / 2 - 0.5 - cx)
+    # Keep the whole box inside the field even when the mass sits far off its centre.
+    top = min(max(top, 0), FIELD - height)
+    left = min(max(left, 0), FIELD - width)
+    field = np.zeros((FIELD, FIELD), dtype=np.float32)
+    field[top : top + height, left : left + width] = digit
+    return field

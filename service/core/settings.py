@@ -1,0 +1,81 @@
+"""Every setting of the gateway, read from the environment with the prefix ``DIGITS_``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from model.settings import DEFAULT_ARTIFACT
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DIGITS_", extra="ignore")
+
+    # Where and what to serve.
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    artifact: Path = DEFAULT_ARTIFACT
+    backend: Literal["embedded", "torchserve"] = "embedded"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    torch_threads: int = Field(1, ge=1, description="intra-op threads of the embedded model")
+    workers: int = Field(1, ge=1, description="gateway processes on the port, each with its own model and batcher")
+
+    # Limits.
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="request body size limit (413 beyond)")
+    max_image_pixels: int = Field(16_000_000, ge=784, description="width x height limit of one decoded image")
+    max_images_per_request: int = Field(64, ge=1)
+    max_queue_images: int = Field(2048, ge=1, description="images waiting for the model before 503")
+    retry_after_seconds: int = Field(1, ge=1)
+
+    # Dynamic batching.
+    max_batch_size: int = Field(64, ge=1)
+    # 0: no added wait; requests that arrive while the model is busy form the next batch anyway.
+    max_batch_wait_ms: float = Field(0.0, ge=0.0, description="how long an idle model waits for a batch to fill up")
+
+    # TorchServe backend.
+    torchserve_url: str = "http://127.0.0.1:8080"
+    torchserve_management_url: str = "http://127.0.0.1:8081"
+    torchserve_model: str = "digits"
+    torchserve_timeout_seconds: float = Field(10.0, gt=0)
+    torchserve_connect_timeout_seconds: float = Field(1.0, gt=0)
+    torchserve_max_connections: int = Field(64, ge=1)
+    torchserve_batches_in_flight: int = Field(2, ge=1, description="batches sent at once; about TorchServe's workers")
+    torchserve_health_timeout_seconds: float = Field(default=2.0, gt=0, description="/readyz waits this long")
+    # Launching TorchServe on this machine: ops.settings.OpsSettings.
+
+    # The built-in dashboard (GET /dashboard).
+    dashboard_interval_seconds: float = Field(2.0, ge=0.2, description="how often the metrics history is sampled")
+    dashboard_history_seconds: float = Field(300.0, gt=0, description="how far back the dashboard history reaches")
+    dashboard_route: str = Field("/v1/predict", description="route whose traffic the dashboard charts")
+
+    # Shutdown.
+    graceful_shutdown_seconds: int = Field(30, ge=0, description="how long SIGTERM waits for in-flight requests")
+
+    @model_validator(mode="after")
+    def _check_batching(self) -> Self:
+        if self.max_images_per_request > self.max_batch_size:
+            raise ValueError(
+                f"DIGITS_MAX_IMAGES_PER_REQUEST ({self.max_images_per_request}) exceeds DIGITS_MAX_BATCH_SIZE "
+                f"({self.max_batch_size}): one request must fit in one batch; raise the batch size or lower the limit"
+            )
+        if self.max_queue_images < self.max_batch_size:
+            raise ValueError(
+                f"DIGITS_MAX_QUEUE_IMAGES ({self.max_queue_images}) is below DIGITS_MAX_BATCH_SIZE "
+                f"({self.max_batch_size}): the queue could never fill a batch; raise it"
+            )
+        if self.dashboard_history_seconds < self.dashboard_interval_seconds:
+            raise ValueError(
+                f"DIGITS_DASHBOARD_HISTORY_SECONDS ({self.dashboard_history_seconds}) is shorter than "
+                f"DIGITS_DASHBOARD_INTERVAL_SECONDS ({self.dashboard_interval_seconds}): it would hold no point; "
+                "raise the history or shorten the interval"
+            )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

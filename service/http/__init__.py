@@ -1,0 +1,1 @@
+"""The HTTP adapter: dependencies, request reading, the response class, error handlers, middleware, routes."""

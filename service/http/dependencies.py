@@ -1,0 +1,21 @@
+"""What routes take from the running app, as Annotated dependencies."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.core.gateway import Gateway
+
+
+def gateway_of(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+async def get_gateway(request: Request) -> Gateway:  # async: FastAPI runs sync dependencies on a thread
+    return gateway_of(request)
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]

@@ -1,0 +1,82 @@
+"""Read a predict request, JSON or multipart, into options and raw inputs, enforcing the limits.
+
+Base64 text stays text here: the pipeline decodes it with the image, off the event loop when it is large."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
+
+from service.core.errors import ApiError, ErrorCode, from_validation_errors
+from service.core.preprocessing import pixel_array
+from service.core.schemas import PredictOptions, PredictRequest
+from service.core.types import Limits, RawInput
+
+
+async def read_predict_request(request: Request, limits: Limits) -> tuple[PredictOptions, list[RawInput]]:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type == "application/json":
+        return await _read_json(request, limits)
+    if media_type == "multipart/form-data":
+        return await _read_multipart(request, limits)
+    if request.headers.get("content-length", "0") == "0" and not media_type:
+        raise ApiError(ErrorCode.empty_body, "the request has no body")
+    raise ApiError(
+        ErrorCode.unsupported_media_type,
+        f"unsupported content type {media_type or '(none)'!r}; send application/json or multipart/form-data",
+    )
+
+
+def _check_count(count: int, limits: Limits) -> None:
+    if count > limits.max_images:
+        raise ApiError(ErrorCode.too_many_images, f"{count} images in one request; the limit is {limits.max_images}")
+
+
+async def _read_json(request: Request, limits: Limits) -> tuple[PredictOptions, list[RawInput]]:
+    body = await request.body()
+    if not body.strip():
+        raise ApiError(ErrorCode.empty_body, "the request body is empty")
+    try:
+        parsed = PredictRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise from_validation_errors(list(exc.errors())) from exc
+    _check_count(len(parsed.instances), limits)
+    inputs: list[RawInput] = [
+        instance.image if instance.image is not None else pixel_array(instance.pixels or [], index)
+        for index, instance in enumerate(parsed.instances)
+    ]
+    return parsed, inputs
+
+
+async def _read_multipart(request: Request, limits: Limits) -> tuple[PredictOptions, list[RawInput]]:
+    options = _query_options(request)
+    try:
+        form = await request.form(max_files=limits.max_images, max_fields=16)
+    except (MultiPartException, HTTPException) as exc:  # Starlette wraps parser errors in a 400 HTTPException
+        detail = str(exc.detail if isinstance(exc, HTTPException) else exc.message)
+        if "Too many files" in detail:
+            raise ApiError(ErrorCode.too_many_images, f"too many files; the limit is {limits.max_images}") from exc
+        raise ApiError(ErrorCode.invalid_request, f"malformed multipart body: {detail}") from exc
+    try:
+        files = [part for part in form.getlist("file") if isinstance(part, UploadFile)]
+        if not files:
+            raise ApiError(ErrorCode.empty_body, "no part named 'file' with an image in the multipart body")
+        _check_count(len(files), limits)
+        return options, [await part.read() for part in files]
+    finally:
+        await form.close()
+
+
+def _query_options(request: Request) -> PredictOptions:
+    params = request.query_params
+    raw: dict[str, object] = {k: v for k, v in params.items() if k != "features"}
+    features = [name.strip() for value in params.getlist("features") for name in value.split(",") if name.strip()]
+    if features:
+        raw["features"] = features
+    try:
+        return PredictOptions.model_validate(raw)
+    except ValidationError as exc:
+        raise from_validation_errors(list(exc.errors())) from exc

@@ -1,0 +1,31 @@
+"""Liveness, readiness and the Prometheus endpoint."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.responses import Response
+
+from service.core.errors import ApiError, ErrorCode
+from service.http.dependencies import GatewayDep
+from service.http.responses import JSONBytesResponse
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> JSONBytesResponse:
+    return JSONBytesResponse({"status": "ok"})
+
+
+@router.get("/readyz", summary="The model is loaded, warmed up and its backend answers (503 before)")
+async def readyz(gateway: GatewayDep) -> JSONBytesResponse:
+    if not await gateway.ready():
+        reason = gateway.setup_error or f"the {gateway.backend.name} backend is not ready"
+        raise ApiError(ErrorCode.not_ready, reason, headers={"Retry-After": "1"})
+    return JSONBytesResponse({"status": "ready", "backend": gateway.backend.name, "device": gateway.backend.device})
+
+
+@router.get("/metrics", summary="Prometheus metrics (text format)", response_class=Response)
+async def metrics(gateway: GatewayDep) -> Response:
+    return Response(gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)

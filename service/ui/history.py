@@ -1,0 +1,162 @@
+"""A short history of the gateway's own Prometheus metrics, for the built-in dashboard.
+
+``/metrics`` stays the source of truth: every few seconds :class:`MetricsHistory` reads the
+same registry that ``/metrics`` renders and turns the change since the previous reading into
+one point (request rate, latency quantiles, mean batch size, queue depth), the way Prometheus
+would with ``rate()`` and ``histogram_quantile()`` over that interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from service.core.settings import Settings
+
+QUANTILES = (0.5, 0.95, 0.99)
+Buckets = tuple[tuple[float, float], ...]  # (upper bound "le", cumulative count), ascending, ending at +Inf
+
+
+def histogram_quantile(q: float, buckets: Buckets) -> float | None:
+    """The ``q`` quantile of a cumulative histogram, interpolated within its bucket as Prometheus does.
+
+    None when the histogram is empty. A rank in the +Inf bucket yields the highest finite bound.
+    """
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower_bound, lower_count = 0.0, 0.0
+    for upper_bound, count in buckets:
+        if count >= rank and count > lower_count:
+            if math.isinf(upper_bound):
+                return lower_bound
+            return lower_bound + (upper_bound - lower_bound) * (rank - lower_count) / (count - lower_count)
+        lower_bound, lower_count = upper_bound, count
+    return lower_bound
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The registry's values that the dashboard needs, at one moment."""
+
+    time: float
+    requests: float
+    errors: float
+    latency: Buckets
+    batches: float
+    batched_images: float
+    queue_depth: float
+    inflight: float
+
+    @classmethod
+    def read(cls, registry: CollectorRegistry, route: str, now: float) -> Snapshot:
+        requests = errors = batches = batched_images = queue_depth = inflight = 0.0
+        latency: dict[float, float] = {}
+        for family in registry.collect():
+            for sample in family.samples:
+                labels = sample.labels
+                if sample.name == "digits_http_requests_total" and labels.get("route") == route:
+                    requests += sample.value
+                    if int(labels.get("status", "0")) >= 400:
+                        errors += sample.value
+                elif sample.name == "digits_http_request_duration_seconds_bucket" and labels.get("route") == route:
+                    bound = float(labels["le"])
+                    latency[bound] = latency.get(bound, 0.0) + sample.value
+                elif sample.name == "digits_batch_size_count":
+                    batches = sample.value
+                elif sample.name == "digits_batch_size_sum":
+                    batched_images = sample.value
+                elif sample.name == "digits_queue_depth":
+                    queue_depth = sample.value
+                elif sample.name == "digits_inflight_requests":
+                    inflight = sample.value
+        return cls(
+            time=now,
+            requests=requests,
+            errors=errors,
+            latency=tuple(sorted(latency.items())),
+            batches=batches,
+            batched_images=batched_images,
+            queue_depth=queue_depth,
+            inflight=inflight,
+        )
+
+
+@dataclass(frozen=True)
+class Point:
+    """What happened between two snapshots; rates per second, latencies in seconds, None for no data."""
+
+    time: float
+    request_rate: float
+    error_rate: float
+    latency_p50_seconds: float | None
+    latency_p95_seconds: float | None
+    latency_p99_seconds: float | None
+    batch_size_mean: float | None
+    batch_rate: float
+    queue_depth: float
+    inflight_requests: float
+
+    @classmethod
+    def between(cls, before: Snapshot, after: Snapshot) -> Point:
+        seconds = max(after.time - before.time, 1e-9)
+        previous = dict(before.latency)
+        latency = tuple((bound, max(0.0, count - previous.get(bound, 0.0))) for bound, count in after.latency)
+        p50, p95, p99 = (histogram_quantile(q, latency) for q in QUANTILES)
+        batches = after.batches - before.batches
+        return cls(
+            time=after.time,
+            request_rate=(after.requests - before.requests) / seconds,
+            error_rate=(after.errors - before.errors) / seconds,
+            latency_p50_seconds=p50,
+            latency_p95_seconds=p95,
+            latency_p99_seconds=p99,
+            batch_size_mean=(after.batched_images - before.batched_images) / batches if batches > 0 else None,
+            batch_rate=batches / seconds,
+            queue_depth=after.queue_depth,
+            inflight_requests=after.inflight,
+        )
+
+
+class MetricsHistory:
+    """Samples a registry at a fixed interval and keeps the last ``capacity`` points."""
+
+    def __init__(self, registry: CollectorRegistry, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.clock = clock
+        capacity = max(1, round(settings.dashboard_history_seconds / settings.dashboard_interval_seconds))
+        self.points: deque[Point] = deque(maxlen=capacity)
+        self.last: Snapshot | None = None
+
+    def sample(self) -> Point | None:
+        """Read the registry now; returns the new point (None on the first reading)."""
+        snapshot = Snapshot.read(self.registry, self.settings.dashboard_route, self.clock())
+        point = Point.between(self.last, snapshot) if self.last is not None else None
+        if point is not None:
+            self.points.append(point)
+        self.last = snapshot
+        return point
+
+    async def run(self) -> None:
+        """Sample until cancelled."""
+        while True:
+            self.sample()
+            await asyncio.sleep(self.settings.dashboard_interval_seconds)
+
+    def summary(self) -> dict[str, Any]:
+        totals = self.last or Snapshot.read(self.registry, self.settings.dashboard_route, self.clock())
+        return {
+            "route": self.settings.dashboard_route,
+            "interval_seconds": self.settings.dashboard_interval_seconds,
+            "history_seconds": self.settings.dashboard_history_seconds,
+            "totals": {"requests": totals.requests, "errors": totals.errors, "batches": totals.batches},
+            "points": [asdict(point) for point in self.points],
+        }

@@ -1,0 +1,87 @@
+"""The built-in pages: the network diagram, the draw-a-digit page, the live dashboard and its data."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from starlette.responses import FileResponse, Response
+from starlette.staticfiles import StaticFiles
+
+from service.core.gateway import Gateway
+from service.http.dependencies import GatewayDep
+from service.http.responses import JSONBytesResponse
+from service.ui.diagram import card_svg
+from service.ui.history import MetricsHistory
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+# The pages load nothing from elsewhere: scripts and styles from /static, images inline.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
+    "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+
+
+@contextlib.asynccontextmanager
+async def sample_metrics(app: FastAPI) -> AsyncIterator[None]:
+    """Keep the dashboard's metrics history for as long as the app runs."""
+    gateway: Gateway = app.state.gateway
+    history = MetricsHistory(gateway.metrics.exported, gateway.settings)
+    app.state.metrics_history = history
+    task = asyncio.create_task(history.run(), name="dashboard-metrics-history")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def get_metrics_history(request: Request) -> MetricsHistory:  # async: no thread hop
+    history: MetricsHistory = request.app.state.metrics_history
+    return history
+
+
+router = APIRouter(lifespan=sample_metrics)
+router.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+def _page(name: str) -> FileResponse:
+    return FileResponse(STATIC_DIR / name, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+
+@router.get("/", include_in_schema=False)
+async def index_page() -> FileResponse:
+    return _page("index.html")
+
+
+@router.get("/dashboard", include_in_schema=False)
+async def dashboard_page() -> FileResponse:
+    return _page("dashboard.html")
+
+
+@router.get(
+    "/v1/models/digits/diagram.svg",
+    tags=["model"],
+    summary="SVG diagram of the served network, drawn from the model card's layer table",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}}},
+)
+async def diagram(gateway: GatewayDep) -> Response:
+    return Response(card_svg(gateway.card), media_type="image/svg+xml")
+
+
+@router.get(
+    "/v1/metrics/summary",
+    tags=["operations"],
+    summary="Recent request rate, latency quantiles, batch size and queue depth, read from /metrics' registry",
+)
+async def metrics_summary(history: Annotated[MetricsHistory, Depends(get_metrics_history)]) -> JSONBytesResponse:
+    return JSONBytesResponse(history.summary())

@@ -1,0 +1,137 @@
+"""The batcher with the real embedded model."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.backends.embedded import EmbeddedBackend
+from service.core.backend import Backend
+from service.core.batcher import Batcher
+from service.core.errors import ApiError, ErrorCode
+from service.core.metrics import Metrics
+from service.core.types import BatchOutput
+
+NONE: frozenset[str] = frozenset()
+
+
+@pytest.fixture
+async def backend(artifact: Path) -> AsyncIterator[EmbeddedBackend]:
+    model = EmbeddedBackend(artifact, "cpu")
+    await model.setup()
+    yield model
+    await model.close()
+
+
+def images(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, 1, (n, 1, 28, 28)).astype(np.float32)
+
+
+def sample_count(metrics: Metrics, name: str) -> tuple[float, float]:
+    count = metrics.registry.get_sample_value(f"{name}_count") or 0.0
+    total = metrics.registry.get_sample_value(f"{name}_sum") or 0.0
+    return count, total
+
+
+async def test_concurrent_requests_share_model_calls(backend: EmbeddedBackend) -> None:
+    metrics = Metrics()
+    batcher = Batcher(backend, metrics, max_batch_size=32, max_wait_seconds=0.02, max_queue_images=64)
+    batcher.start()
+    inputs = [images(1, seed) for seed in range(20)]
+    outputs = await asyncio.gather(*(batcher.submit(x, layers=NONE) for x in inputs))
+    await batcher.stop()
+    calls, batched_images = sample_count(metrics, "digits_batch_size")
+    assert batched_images == 20
+    assert calls < 5
+    alone = [await backend.predict(x, layers=NONE) for x in inputs]
+    for got, expected in zip(outputs, alone, strict=True):
+        np.testing.assert_allclose(got.probabilities, expected.probabilities, atol=1e-5)
+
+
+async def test_batches_never_exceed_the_maximum(backend: EmbeddedBackend) -> None:
+    metrics = Metrics()
+    batcher = Batcher(backend, metrics, max_batch_size=4, max_wait_seconds=0.01, max_queue_images=64)
+    batcher.start()
+    await asyncio.gather(*(batcher.submit(images(3, s), layers=NONE) for s in range(6)))
+    await batcher.stop()
+    assert metrics.registry.get_sample_value("digits_batch_size_bucket", {"le": "4.0"}) == 6
+
+
+async def test_features_only_when_asked(backend: EmbeddedBackend) -> None:
+    batcher = Batcher(backend, Metrics(), max_batch_size=8, max_wait_seconds=0.01, max_queue_images=16)
+    batcher.start()
+    plain, featured = await asyncio.gather(
+        batcher.submit(images(1, 0), layers=NONE), batcher.submit(images(2, 1), layers=frozenset({"conv1"}))
+    )
+    await batcher.stop()
+    assert list(featured.features) == ["conv1"] and featured.features["conv1"].shape[0] == 2
+    assert len(plain) == 1
+
+
+async def test_full_queue_answers_503_with_retry_after(backend: EmbeddedBackend) -> None:
+    batcher = Batcher(
+        backend, Metrics(), max_batch_size=4, max_wait_seconds=0.0, max_queue_images=4, retry_after_seconds=2
+    )
+    batcher.start()
+    results = await asyncio.gather(*(batcher.submit(images(1, s), NONE) for s in range(10)), return_exceptions=True)
+    await batcher.stop()
+    refused = [r for r in results if isinstance(r, ApiError)]
+    assert len(refused) == 6
+    assert all(e.code == ErrorCode.queue_full and e.status == 503 and e.headers["Retry-After"] == "2" for e in refused)
+
+
+async def test_stop_serves_everything_queued(backend: EmbeddedBackend) -> None:
+    batcher = Batcher(backend, Metrics(), max_batch_size=2, max_wait_seconds=0.05, max_queue_images=64)
+    batcher.start()
+    pending = [asyncio.ensure_future(batcher.submit(images(1, s), NONE)) for s in range(15)]
+    await asyncio.sleep(0)
+    await batcher.stop()
+    assert all(len(task.result()) == 1 for task in pending)
+    with pytest.raises(ApiError) as excinfo:
+        await batcher.submit(images(1, 0), NONE)
+    assert excinfo.value.code == ErrorCode.not_ready
+
+
+def test_bad_configuration_is_rejected(backend: EmbeddedBackend) -> None:
+    with pytest.raises(ValueError, match="max_queue_images"):
+        Batcher(backend, Metrics(), max_batch_size=64, max_wait_seconds=0.0, max_queue_images=8)
+
+
+class SlowRemote(Backend):
+    """A stand-in for a remote server with several workers: each call takes a while and runs concurrently."""
+
+    name = "slow-remote"
+    device = "remote"
+
+    def __init__(self, max_batches_in_flight: int) -> None:
+        self.max_batches_in_flight = max_batches_in_flight
+        self.running = 0
+        self.most_running = 0
+
+    async def setup(self) -> None: ...
+
+    async def ready(self) -> bool:
+        return True
+
+    async def predict(self, batch: np.ndarray, layers: frozenset[str]) -> BatchOutput:
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        await asyncio.sleep(0.02)
+        self.running -= 1
+        return BatchOutput(np.full((len(batch), 10), 0.1, dtype=np.float32), {})
+
+
+@pytest.mark.parametrize("in_flight", [1, 3])
+async def test_batches_in_flight_follow_the_backend(in_flight: int) -> None:
+    remote = SlowRemote(in_flight)
+    batcher = Batcher(remote, Metrics(), max_batch_size=2, max_wait_seconds=0.0, max_queue_images=64)
+    batcher.start()
+    pending = [asyncio.ensure_future(batcher.submit(images(1, s), NONE)) for s in range(12)]
+    await asyncio.sleep(0)
+    await batcher.stop()  # also waits for the batches still in flight
+    assert all(len(task.result()) == 1 for task in pending)
+    assert remote.most_running == in_flight

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model.card import InputSpec, load_card
+from model.mnist import load_test_split
+from service.core.decoding import decode_image
+from service.core.errors import ApiError, ErrorCode
+from service.core.preprocessing import FIELD, check_pixels, to_mnist_field
+from tests.uploads import realistic_upload
+
+SAMPLES = 2000
+MAX_ACCURACY_DROP = 0.01
+
+
+def accuracy(module: torch.jit.ScriptModule, fields: list[np.ndarray], labels: np.ndarray, spec: InputSpec) -> float:
+    batch = torch.from_numpy(spec.normalize(np.stack(fields))[:, None])
+    with torch.no_grad():
+        predicted = module(batch).argmax(1).numpy()
+    return float((predicted == labels).mean())
+
+
+def test_realistic_uploads_stay_close_to_clean_accuracy(artifact: Path, data_dir: Path) -> None:
+    card = load_card(artifact)
+    norm = card.input
+    module = torch.jit.load(str(artifact)).eval()
+    split = load_test_split(data_dir)
+    rng = np.random.default_rng(0)
+    index = rng.choice(len(split.labels), SAMPLES, replace=False)
+    images, labels = split.images[index], split.labels[index]
+
+    clean = accuracy(module, [to_mnist_field(d, "none", 0) for d in images], labels, norm)
+    uploads = [realistic_upload(d, rng) for d in images]
+    fields = [to_mnist_field(decode_image(u, max_pixels=10**8, index=0), "auto", 0) for u in uploads]
+    realistic = accuracy(module, fields, labels, norm)
+    print(f"\naccuracy on {SAMPLES} MNIST test digits: clean {clean:.2%}, as realistic uploads {realistic:.2%}")
+    assert realistic >= clean - MAX_ACCURACY_DROP
+
+
+def test_polarity_and_centring() -> None:
+    page = np.full((300, 200), 240, np.uint8)
+    page[40:140, 20:50] = 10  # a dark bar, far off-centre
+    field = to_mnist_field(page, "auto", 0)
+    assert field.shape == (FIELD, FIELD)
+    assert field[0, 0] == 0 and field.max() > 200  # ink bright on black
+    ys, xs = np.nonzero(field > 50)
+    assert max(ys.max() - ys.min(), xs.max() - xs.min()) + 1 <= 21  # longer side scaled to 20 px
+    weights = field / field.sum()
+    cy = (weights.sum(1) * np.arange(FIELD)).sum()
+    cx = (weights.sum(0) * np.arange(FIELD)).sum()
+    assert abs(cy - 13.5) <= 1 and abs(cx - 13.5) <= 1
+
+
+def test_bright_ink_on_dark_is_not_inverted() -> None:
+    digit = np.zeros((28, 28), np.uint8)
+    digit[4:24, 12:16] = 255
+    assert to_mnist_field(digit, "auto", 0).max() > 200
+
+
+def test_blank_image_is_refused() -> None:
+    with pytest.raises(ApiError) as excinfo:
+        to_mnist_field(np.full((50, 50), 128, np.uint8), "auto", 3)
+    assert excinfo.value.code == ErrorCode.image_empty and excinfo.value.index == 3
+
+
+def test_none_requires_28x28() -> None:
+    with pytest.raises(ApiError) as excinfo:
+        to_mnist_field(np.zeros((32, 32), np.uint8), "none", 0)
+    assert excinfo.value.code == ErrorCode.wrong_image_size
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.zeros((28,)),
+        np.zeros((2, 28, 28)),
+        np.array([[np.nan]]),
+        np.array([[np.inf]]),
+        np.array([[256.0]]),
+        np.array([[-1.0]]),
+    ],
+)
+def test_bad_pixels(values: np.ndarray) -> None:
+    with pytest.raises(ApiError) as excinfo:
+        check_pixels(values, 0)
+    assert excinfo.value.code == ErrorCode.invalid_pixels

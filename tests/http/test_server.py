@@ -1,0 +1,138 @@
+"""A real ``digits serve`` process: readiness, metrics path, streaming limits, graceful shutdown."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import socket
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import psutil
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.core.settings import Settings
+from service.server import settings_environment
+from tests.servers import ServerProcess, gateway_process
+
+
+def post_pixels(url: str, seed: int) -> tuple[int, int | None]:
+    digit = np.zeros((28, 28), np.uint8)
+    digit[4 + seed % 5 : 24, 13:16] = 255
+    body = json.dumps({"instances": [{"pixels": digit.tolist()}], "preprocess": "none"}).encode()
+    request = urllib.request.Request(f"{url}/v1/predict", data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())["predictions"][0]["label"]
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+
+
+def test_ready_and_metrics_at_exact_path(gateway: ServerProcess) -> None:
+    with urllib.request.urlopen(f"{gateway.url}/readyz") as response:
+        assert json.loads(response.read())["status"] == "ready"
+    connection = http.client.HTTPConnection(*urlsplit(gateway.url).netloc.split(":"))
+    connection.request("GET", "/metrics")
+    response = connection.getresponse()
+    assert response.status == 200  # served at /metrics itself, no redirect
+    assert b"digits_model_info" in response.read()
+
+
+def test_chunked_body_over_the_limit_is_cut_off_while_reading(tmp_path: Path) -> None:
+    with gateway_process(tmp_path, {"DIGITS_MAX_BODY_BYTES": "65536"}) as server:
+        host, port = urlsplit(server.url).netloc.split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(
+                b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n"
+            )
+            chunk = b" " * 16384
+            try:
+                for _ in range(64):  # 1 MiB announced by nothing but the stream itself
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            reply = _read_reply(sock)
+        assert reply.startswith(b"HTTP/1.1 413")
+        assert b'"code":"body_too_large"' in reply
+
+
+def _read_reply(sock: socket.socket) -> bytes:
+    """Headers and the whole Content-Length body, however the server splits them into packets."""
+    reply = b""
+    while True:
+        head, separator, body = reply.partition(b"\r\n\r\n")
+        if separator:
+            length = next(
+                (
+                    int(line.split(b":")[1])
+                    for line in head.lower().split(b"\r\n")
+                    if line.startswith(b"content-length:")
+                ),
+                0,
+            )
+            if len(body) >= length:
+                return reply
+        data = sock.recv(65536)
+        if not data:
+            return reply
+        reply += data
+
+
+def test_sigterm_finishes_every_accepted_request(tmp_path: Path) -> None:
+    env = {"DIGITS_MAX_BATCH_WAIT_MS": "300", "DIGITS_MAX_BATCH_SIZE": "64"}
+    with gateway_process(tmp_path, env) as server:
+        with ThreadPoolExecutor(max_workers=24) as pool:
+            futures = [pool.submit(post_pixels, server.url, seed) for seed in range(24)]
+            time.sleep(0.15)  # requests are accepted and waiting for their batch to fill
+            server.process.send_signal(signal.SIGTERM)
+            results = [f.result() for f in futures]
+        # uvicorn re-raises the signal after its graceful shutdown: exit by SIGTERM is the clean end
+        assert server.process.wait(30) in (0, -signal.SIGTERM)
+        log = server.log()
+    assert [status for status, _ in results] == [200] * 24, log
+    assert all(label == 1 for _, label in results)
+    assert "Shutting down" in log
+
+
+def _predict_requests_counted(url: str) -> float:
+    with urllib.request.urlopen(f"{url}/metrics") as response:
+        families = text_string_to_metric_families(response.read().decode())
+    return sum(
+        sample.value
+        for family in families
+        for sample in family.samples
+        if sample.name == "digits_http_requests_total" and sample.labels["route"] == "/v1/predict"
+    )
+
+
+def test_workers_serve_one_port_and_report_one_set_of_metrics(tmp_path: Path) -> None:
+    with gateway_process(tmp_path, {"DIGITS_WORKERS": "2"}, ready_timeout=120) as server:
+        workers = psutil.Process(server.process.pid).children()
+        assert len(workers) >= 2, server.log()  # uvicorn's supervisor, then one process per worker
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(lambda seed: post_pixels(server.url, seed), range(40)))
+        assert [status for status, _ in results] == [200] * 40
+        assert all(label == 1 for _, label in results)
+        # whichever worker answers the scrape, it reports what all of them served
+        assert {_predict_requests_counted(server.url) for _ in range(6)} == {40.0}
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(30) in (0, -signal.SIGTERM)
+    assert "Stopping parent process" in server.log()
+
+
+def test_exported_settings_rebuild_the_same_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    custom = Settings(
+        port=9123, workers=3, max_batch_size=32, max_images_per_request=16, artifact=Path("/srv/model.pt"),
+        dashboard_route="/healthz", torchserve_timeout_seconds=2.5,
+    )  # fmt: skip
+    for name, value in settings_environment(custom).items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == custom

@@ -1,0 +1,247 @@
+"""`digits monitor` for real: gateway + TorchServe + the deploy Prometheus on loopback, driven with traffic.
+
+Then: the gateway and TorchServe targets are up, the alert rules are loaded and evaluated, and every query
+of the Grafana dashboard returns data from that Prometheus (except those listed in NO_DATA_HERE, with the
+reason). A second run with the embedded backend (the no-GPU variant) checks the clean shutdown.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from ops.local_servers import ServerProcess, free_port, wait_until_ready
+from tests.servers import REPO
+
+DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "digits.json"
+RULE_FILES = sorted((REPO / "deploy" / "prometheus" / "rules").glob("*.yml"))
+
+# Dashboard queries that cannot return data on this machine, and why.
+NO_DATA_HERE = {
+    'max by (DeviceId) (GPUUtilization{job="torchserve"})': "no GPU here: TorchServe exports GPU gauges only "
+    "when nvidia-smi finds a GPU",
+    'max by (DeviceId) (GPUMemoryUsed{job="torchserve"})': "no GPU here (as above)",
+    'max by (DeviceId) (GPUMemoryUtilization{job="torchserve"})': "no GPU here (as above)",
+}
+# Grafana's variables, as Grafana would expand them for a dashboard opened right after the traffic.
+RATE_INTERVAL = "20s"
+RANGE = "5m"
+ROUNDS = 5  # of traffic, one second apart: rates then span several 1 s scrapes
+VALID_PER_ROUND = 8
+INVALID_PER_ROUND = 2
+
+
+@dataclass
+class Stack:
+    monitor: ServerProcess  # the digits monitor command
+    gateway_url: str
+    prometheus_url: str
+    torchserve_inference_port: int | None = None
+
+    def stop(self) -> int | None:
+        return self.monitor.stop(signal.SIGTERM, timeout_s=90)
+
+
+def start_monitor(tmp: Path, *extra: str, env: dict[str, str] | None = None) -> Stack:
+    gateway_port, prometheus_port = free_port(), free_port()
+    command = [sys.executable, "-m", "digits_cli.main", "monitor", "--gateway-port", str(gateway_port)]
+    command += ["--prometheus-port", str(prometheus_port), "--scrape-interval", "1s", *extra]
+    monitor = ServerProcess("monitor", command, env or {}, tmp, cwd=REPO)
+    stack = Stack(monitor, f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{prometheus_port}")
+    monitor.start(f"{stack.prometheus_url}/-/ready", timeout_s=300)
+    try:
+        wait_until_ready(f"{stack.gateway_url}/readyz", 30, monitor.process)
+    except BaseException:
+        stack.stop()
+        raise AssertionError(monitor.log()[-4000:]) from None
+    return stack
+
+
+def query(stack: Stack, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+    params = {"query": expr} | ({"time": f"{at:.3f}"} if at is not None else {})
+    url = f"{stack.prometheus_url}/api/v1/query?{urllib.parse.urlencode(params)}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body = json.loads(response.read())
+    assert body["status"] == "success", body
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+def post(url: str, body: bytes) -> int:
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def drive_traffic(gateway_url: str) -> tuple[int, dict[int, int]]:
+    """Valid predictions of 1-4 images (some with feature maps) and two kinds of invalid request."""
+    rng = np.random.default_rng(0)
+    predict = f"{gateway_url}/v1/predict"
+    statuses: dict[int, int] = {}
+    sent = 0
+    with ThreadPoolExecutor(4) as pool:
+        for round_ in range(ROUNDS):
+            bodies = []
+            for i in range(VALID_PER_ROUND):
+                images = rng.integers(0, 256, size=(1 + i % 4, 28, 28)).tolist()
+                body: dict[str, Any] = {"instances": [{"pixels": image} for image in images], "preprocess": "none"}
+                if i == 0:
+                    body["features"] = ["all"]
+                bodies.append(json.dumps(body).encode())
+            bodies += [b'{"instances": [{"pixels": [[1, 2, 3]]}]}', b"{not json"][:INVALID_PER_ROUND]
+            for status in pool.map(lambda body: post(predict, body), bodies):
+                statuses[status] = statuses.get(status, 0) + 1
+            sent += len(bodies)
+            urllib.request.urlopen(f"{gateway_url}/v1/models/digits", timeout=10).read()
+            if round_ < ROUNDS - 1:
+                time.sleep(1.0)
+    return sent, statuses
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    panels = [panel for panel in json.loads(DASHBOARD.read_text())["panels"] if panel["type"] != "row"]
+    return [(panel["title"], target["expr"]) for panel in panels for target in panel["targets"]]
+
+
+def grafana_expand(expr: str) -> str:
+    return expr.replace("$__rate_interval", RATE_INTERVAL).replace("$__range", RANGE)
+
+
+def wait_until_scraped(stack: Stack, jobs: set[str], timeout: float = 30) -> None:
+    """Prometheus applies new targets every 5 s: traffic sent before the first scrape would be seen only once."""
+    deadline = time.monotonic() + timeout
+    while {sample["metric"]["job"] for sample in query(stack, "up == 1")} != jobs:
+        assert time.monotonic() < deadline, f"Prometheus did not scrape {sorted(jobs)} within {timeout:.0f} s"
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """`digits monitor --backend torchserve`: TorchServe, the gateway in front of it, Prometheus."""
+    tmp = tmp_path_factory.mktemp("monitor")
+    ports = {name: free_port() for name in ("inference", "management", "metrics")}
+    env = {
+        "DIGITS_TORCHSERVE_URL": f"http://127.0.0.1:{ports['inference']}",
+        "DIGITS_TORCHSERVE_MANAGEMENT_URL": f"http://127.0.0.1:{ports['management']}",
+        "DIGITS_TORCHSERVE_METRICS_URL": f"http://127.0.0.1:{ports['metrics']}",
+        "DIGITS_TORCHSERVE_WORKERS": "1",
+        "DIGITS_TORCHSERVE_LOG_DIR": str(tmp / "torchserve-logs"),
+    }
+    running = start_monitor(tmp, "--backend", "torchserve", env=env)
+    running.torchserve_inference_port = ports["inference"]
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def traffic(stack: Stack) -> float:
+    """Drives the traffic, waits until Prometheus has scraped all of it; returns that moment (to query at)."""
+    wait_until_scraped(stack, {"gateway", "torchserve"})
+    sent, statuses = drive_traffic(stack.gateway_url)
+    assert statuses.get(200) == ROUNDS * VALID_PER_ROUND, statuses
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        counted = query(stack, 'sum(digits_http_requests_total{route="/v1/predict"})')
+        served = query(stack, "sum(ts_inference_requests_total)")
+        if counted and float(counted[0]["value"][1]) >= sent and served and float(served[0]["value"][1]) > 0:
+            return time.time()
+        time.sleep(0.5)
+    raise AssertionError(f"Prometheus did not see the {sent} requests within 30 s")
+
+
+def test_the_gateway_and_torchserve_targets_are_up(stack: Stack, traffic: float) -> None:
+    up = {sample["metric"]["job"]: sample["value"][1] for sample in query(stack, "up")}
+    assert up == {"gateway": "1", "torchserve": "1"}
+
+
+def test_the_alert_rules_are_loaded_and_evaluated(stack: Stack, traffic: float) -> None:
+    with urllib.request.urlopen(f"{stack.prometheus_url}/api/v1/rules", timeout=10) as response:
+        groups = json.loads(response.read())["data"]["groups"]
+    loaded = {rule["name"]: rule for group in groups for rule in group["rules"]}
+    expected = {
+        rule["alert"]
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    assert set(loaded) == expected
+    for name, rule in loaded.items():
+        assert rule["health"] == "ok", f"{name}: {rule.get('lastError')}"
+        assert not rule["lastEvaluation"].startswith("0001"), f"{name} was never evaluated"
+        assert rule["state"] != "firing", f"{name} fires on a healthy stack"
+
+
+def test_the_torchserve_series_the_rules_and_dashboard_use_exist(stack: Stack, traffic: float) -> None:
+    names = {sample["metric"]["__name__"] for sample in query(stack, 'count by (__name__) ({job="torchserve"})')}
+    assert {
+        "ts_inference_latency_microseconds",
+        "ts_queue_latency_microseconds",
+        "ts_inference_requests_total",
+    } <= names
+
+
+@pytest.mark.parametrize(("title", "expr"), dashboard_queries(), ids=[title for title, _ in dashboard_queries()])
+def test_every_dashboard_query_returns_data(stack: Stack, traffic: float, title: str, expr: str) -> None:
+    result = query(stack, grafana_expand(expr), at=traffic)
+    if expr in NO_DATA_HERE:
+        assert result == [], f"{title} has data after all: drop it from NO_DATA_HERE"
+        pytest.skip(NO_DATA_HERE[expr])
+    values = [float(sample["value"][1]) for sample in result]
+    assert values, f"{title}: no series for {expr}"
+    assert any(math.isfinite(value) for value in values), f"{title}: only NaN for {expr}"
+
+
+def test_the_reasons_for_missing_data_name_real_queries() -> None:
+    assert set(NO_DATA_HERE) <= {expr for _, expr in dashboard_queries()}
+
+
+def test_the_compose_torchserve_healthcheck_asks_a_real_torchserve(stack: Stack) -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    test = compose["services"]["torchserve"]["healthcheck"]["test"]
+    command = [part.replace(":8080/", f":{stack.torchserve_inference_port}/") for part in test[2:]]
+    assert subprocess.run([sys.executable, *command], env={}, timeout=30).returncode == 0
+    closed = [part.replace(":8080/", f":{free_port()}/") for part in test[2:]]
+    assert subprocess.run([sys.executable, *closed], env={}, capture_output=True, timeout=30).returncode != 0
+
+
+def refuses(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=2)
+    except urllib.error.URLError as exc:
+        return isinstance(exc.reason, ConnectionRefusedError)
+    return False
+
+
+def test_the_embedded_variant_runs_without_torchserve_and_stops_cleanly(tmp_path: Path) -> None:
+    stack = start_monitor(tmp_path, "--backend", "embedded")
+    try:
+        wait_until_scraped(stack, {"gateway"})
+        assert query(stack, 'up{job="torchserve"}') == [], "no TorchServe target without TorchServe"
+        assert query(stack, "digits_model_info")[0]["metric"]["backend"] == "embedded"
+    finally:
+        code = stack.stop()
+    assert code == 0, stack.monitor.log()[-4000:]
+    assert refuses(f"{stack.gateway_url}/healthz") and refuses(f"{stack.prometheus_url}/-/ready")
