@@ -6,15 +6,15 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from service.core.gateway import Gateway
 from service.http.dependencies import GatewayDep
 from service.http.responses import JSONBytesResponse
+from service.ui.dependencies import MetricsHistoryDep
 from service.ui.diagram import card_svg
 from service.ui.history import MetricsHistory
 
@@ -42,11 +42,6 @@ async def sample_metrics(app: FastAPI) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def get_metrics_history(request: Request) -> MetricsHistory:  # async: no thread hop
-    history: MetricsHistory = request.app.state.metrics_history
-    return history
 
 
 router = APIRouter(lifespan=sample_metrics)
@@ -83,5 +78,5 @@ async def diagram(gateway: GatewayDep) -> Response:
     tags=["operations"],
     summary="Recent request rate, latency quantiles, batch size and queue depth, read from /metrics' registry",
 )
-async def metrics_summary(history: Annotated[MetricsHistory, Depends(get_metrics_history)]) -> JSONBytesResponse:
+async def metrics_summary(history: MetricsHistoryDep) -> JSONBytesResponse:
     return JSONBytesResponse(history.summary())

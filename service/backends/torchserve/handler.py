@@ -30,6 +30,7 @@ from service.backends.torchserve.worker import HandlerConfig, worker_device
 from service.core.errors import ApiError
 from service.core.model_runner import ModelRunner
 from service.core.pipeline import Pipeline
+from service.core.preprocessing import FIELD
 from service.core.types import BatchOutput, Limits
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class DigitsHandler:
         card = load_card(artifact)
         config = HandlerConfig.model_validate((context.model_yaml_config or {}).get("handler", {}))
         # Direct clients send 28x28 pixels only: the pixel limit is that of one field.
-        self._pipeline = Pipeline(card, Limits(max_images=config.max_images_per_request, max_pixels=28 * 28))
+        self._pipeline = Pipeline(card, Limits(max_images=config.max_images_per_request, max_pixels=FIELD * FIELD))
         self._runner = ModelRunner(artifact, worker_device(properties.get("gpu_id")), config.torch_threads)
         log.info("%s %s ready on %s, %d thread(s)", card.name, card.version, self._runner.device,
                  config.torch_threads)  # fmt: skip
