@@ -1,11 +1,10 @@
 """The Open Inference Protocol through the real app (in-process HTTP): the same limits and checks as /v1, every
 input form, the routes in the metrics and the OpenAPI document. Every 200 inference answer is validated against
-the published InferenceResponse schema."""
+the published InferenceResponse schema (conftest)."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,36 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from model.mnist import Split
-from service.app import create_app
-from service.core.oip.schemas import InferenceResponse
-from service.core.settings import Settings
 from tests.core.test_decoding import png_header_only
-from tests.http.test_api import wait_ready
 from tests.uploads import encode
 
 INFER = "/v2/models/digits/infer"
 HEADER_LENGTH = "Inference-Header-Content-Length"
-
-
-def validate_inference(response: httpx.Response) -> None:
-    if response.request.url.path.endswith("/infer") and response.status_code == 200:
-        response.read()
-        length = int(response.headers.get(HEADER_LENGTH, len(response.content)))
-        InferenceResponse.model_validate_json(response.content[:length])
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[TestClient]:
-    settings = Settings(max_body_bytes=256 * 1024, max_images_per_request=8, max_batch_size=16, max_queue_images=64)
-    with TestClient(create_app(settings)) as test_client:
-        test_client.event_hooks = {"request": [], "response": [validate_inference]}
-        wait_ready(test_client)
-        yield test_client
-
-
-@pytest.fixture(scope="module")
-def digits(labelled_digits: Split) -> Split:
-    return Split(labelled_digits.images[:8], labelled_digits.labels[:8])
 
 
 def tensor(name: str, datatype: str, shape: list[int], data: Any) -> dict[str, Any]:

@@ -5,13 +5,12 @@ service.core.oip, and inference goes through the same pipeline and batcher as /v
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from service.core.errors import ApiError, ErrorCode
-from service.core.gateway import Gateway
 from service.core.oip.body import HEADER_LENGTH
 from service.core.oip.errors import PATH_PREFIX
 from service.core.oip.inference import read_inference, write_inference
@@ -26,7 +25,7 @@ from service.core.oip.schemas import (
     ServerMetadata,
     ServerReady,
 )
-from service.http.dependencies import GatewayDep
+from service.http.dependencies import GatewayDep, gateway_of, require_ready
 from service.http.inference import loaded_gateway, run_batch
 from service.http.responses import JSONBytesResponse
 
@@ -76,10 +75,20 @@ def _served_model(request: Request, name: str, version: str | None) -> ServedMod
     return model
 
 
-async def _ready(gateway: Gateway) -> None:
-    if not await gateway.ready():
-        reason = gateway.setup_error or f"the {gateway.backend.name} backend is not ready"
-        raise ApiError(ErrorCode.not_ready, reason, headers={"Retry-After": "1"})
+ModelHandler = Callable[[Request, str, str | None], Awaitable[Response]]
+
+
+def _model_route(method: str, suffix: str, handler: ModelHandler, **documented: Any) -> None:
+    """``handler`` on the model's route and on its versioned route (``/versions/{model_version}``)."""
+
+    async def latest(request: Request, model_name: str) -> Response:
+        return await handler(request, model_name, None)
+
+    async def versioned(request: Request, model_name: str, model_version: str) -> Response:
+        return await handler(request, model_name, model_version)
+
+    for path, endpoint in ((MODEL + suffix, latest), (VERSION + suffix, versioned)):
+        router.add_api_route(path, endpoint, methods=[method], name=handler.__name__.strip("_"), **documented)
 
 
 @router.get("/health/live", summary="The server is live", responses={200: {"model": ServerLive}})
@@ -89,7 +98,7 @@ async def server_live() -> JSONBytesResponse:
 
 @router.get("/health/ready", summary="The model is ready", responses={200: {"model": ServerReady}, **NOT_READY})
 async def server_ready(gateway: GatewayDep) -> JSONBytesResponse:
-    await _ready(gateway)
+    await require_ready(gateway)
     return JSONBytesResponse({"ready": True})
 
 
@@ -98,56 +107,14 @@ async def server(request: Request) -> JSONBytesResponse:
     return JSONBytesResponse(server_metadata(request.app.version))
 
 
-@router.get(MODEL, summary="Model metadata", responses={200: {"model": ModelMetadata}, **NOT_FOUND})
-async def model_metadata(request: Request, model_name: str) -> JSONBytesResponse:
-    return JSONBytesResponse(_served_model(request, model_name, None).metadata())
+async def _model_metadata(request: Request, name: str, version: str | None) -> Response:
+    return JSONBytesResponse(_served_model(request, name, version).metadata())
 
 
-@router.get(VERSION, summary="Model metadata of a version", responses={200: {"model": ModelMetadata}, **NOT_FOUND})
-async def model_version_metadata(request: Request, model_name: str, model_version: str) -> JSONBytesResponse:
-    return JSONBytesResponse(_served_model(request, model_name, model_version).metadata())
-
-
-@router.get(
-    MODEL + "/ready", summary="The model is ready", responses={200: {"model": ModelReady}, **NOT_FOUND, **NOT_READY}
-)
-async def model_ready(request: Request, gateway: GatewayDep, model_name: str) -> JSONBytesResponse:
-    _served_model(request, model_name, None)
-    await _ready(gateway)
-    return JSONBytesResponse({"name": model_name, "ready": True})
-
-
-@router.get(
-    VERSION + "/ready",
-    summary="The model version is ready",
-    responses={200: {"model": ModelReady}, **NOT_FOUND, **NOT_READY},
-)
-async def model_version_ready(
-    request: Request, gateway: GatewayDep, model_name: str, model_version: str
-) -> JSONBytesResponse:
-    _served_model(request, model_name, model_version)
-    await _ready(gateway)
-    return JSONBytesResponse({"name": model_name, "ready": True})
-
-
-@router.post(
-    MODEL + "/infer",
-    summary="Inference (JSON or binary tensors)",
-    responses={200: {"model": InferenceResponse}, **INFER_ERRORS},
-    openapi_extra=INFER_BODY,
-)
-async def infer(request: Request, model_name: str) -> Response:
-    return await _infer(request, model_name, None)
-
-
-@router.post(
-    VERSION + "/infer",
-    summary="Inference on a model version (JSON or binary tensors)",
-    responses={200: {"model": InferenceResponse}, **INFER_ERRORS},
-    openapi_extra=INFER_BODY,
-)
-async def infer_version(request: Request, model_name: str, model_version: str) -> Response:
-    return await _infer(request, model_name, model_version)
+async def _model_ready(request: Request, name: str, version: str | None) -> Response:
+    _served_model(request, name, version)
+    await require_ready(gateway_of(request))
+    return JSONBytesResponse({"name": name, "ready": True})
 
 
 async def _infer(request: Request, name: str, version: str | None) -> Response:
@@ -162,3 +129,22 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     return Response(
         answer.body, media_type="application/octet-stream", headers={HEADER_LENGTH: str(answer.header_length)}
     )
+
+
+METADATA_RESPONSES = {200: {"model": ModelMetadata}, **NOT_FOUND}
+_model_route("GET", "", _model_metadata, summary="Model metadata", responses=METADATA_RESPONSES)
+_model_route(
+    "GET",
+    "/ready",
+    _model_ready,
+    summary="The model is ready",
+    responses={200: {"model": ModelReady}, **NOT_FOUND, **NOT_READY},
+)
+_model_route(
+    "POST",
+    "/infer",
+    _infer,
+    summary="Inference (JSON or binary tensors)",
+    responses={200: {"model": InferenceResponse}, **INFER_ERRORS},
+    openapi_extra=INFER_BODY,
+)
