@@ -75,10 +75,8 @@ def read_inference(body: bytes, header_length: str | None, model: ServedModel, l
         raise ApiError(ErrorCode.invalid_tensor, f"give exactly one input, {' or '.join(map(_quoted, INPUTS))}")
     tensor, binary_part = request.inputs[0], parts[0]
     spec = _input_spec(tensor)
-    count = tensor.shape[0]
-    if count > limits.max_images:
-        raise ApiError(ErrorCode.too_many_images, f"{count} images in one request; the limit is {limits.max_images}")
-    if count == 0:
+    limits.check_image_count(tensor.shape[0])
+    if tensor.shape[0] == 0:
         raise ApiError(ErrorCode.invalid_tensor, f"input '{tensor.name}' holds no image (its batch size is 0)")
     outputs = _requested_outputs(request, model)
     return Inference(
@@ -117,7 +115,7 @@ def _input_spec(tensor: RequestInput) -> InputSpec:
 def _raw_inputs(tensor: RequestInput, binary: bytes | None, spec: InputSpec) -> list[RawInput]:
     if (binary is None) == (tensor.data is None):
         raise ApiError(
-            ErrorCode.invalid_tensor, f"input '{tensor.name}' needs either 'data' or a binary_data_size, not both"
+            ErrorCode.invalid_tensor, f"input '{tensor.name}' needs exactly one of 'data' or a binary_data_size"
         )
     count = tensor.shape[0]
     if spec.name != PIXELS:
