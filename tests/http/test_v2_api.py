@@ -5,6 +5,7 @@ the published InferenceResponse schema (conftest)."""
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 import httpx
@@ -176,7 +177,10 @@ def test_routes_appear_as_templates_in_metrics(client: TestClient, digits: Split
 
 
 def test_openapi_describes_the_v2_routes(client: TestClient) -> None:
-    paths = client.get("/openapi.json").json()["paths"]
+    document = client.get("/openapi.json")
+    references = set(re.findall(r'"\$ref":"#/components/schemas/([^"]+)"', document.text))
+    assert references and references <= set(document.json()["components"]["schemas"])  # none points nowhere
+    paths = document.json()["paths"]
     expected = {
         "/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/{model_name}", "/v2/models/{model_name}/ready",
         "/v2/models/{model_name}/infer", "/v2/models/{model_name}/versions/{model_version}",

@@ -79,7 +79,7 @@ class ModelReady(BaseModel):
     ready: bool
 
 
-class ErrorResponse(BaseModel):
+class ProtocolErrorResponse(BaseModel):
     """The protocol's error object, with our stable code and the offending input's index beside the message."""
 
     error: str

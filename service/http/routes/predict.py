@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 
 from service.core.schemas import ErrorResponse, PredictOptions, PredictRequest, PredictResponse
 from service.http.inference import loaded_gateway, run_batch
+from service.http.openapi import request_body_schema
 from service.http.requests import read_predict_request
 from service.http.responses import JSONBytesResponse
 
@@ -28,9 +29,7 @@ REQUEST_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {
-                "schema": PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-            },
+            "application/json": {"schema": request_body_schema(PredictRequest)},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",

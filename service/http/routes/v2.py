@@ -16,17 +16,18 @@ from service.core.oip.errors import PATH_PREFIX
 from service.core.oip.inference import read_inference, write_inference
 from service.core.oip.metadata import ServedModel, server_metadata
 from service.core.oip.schemas import (
-    ErrorResponse,
     InferenceRequest,
     InferenceResponse,
     ModelMetadata,
     ModelReady,
+    ProtocolErrorResponse,
     ServerLive,
     ServerMetadata,
     ServerReady,
 )
 from service.http.dependencies import GatewayDep, gateway_of, require_ready
 from service.http.inference import loaded_gateway, run_batch
+from service.http.openapi import request_body_schema
 from service.http.responses import JSONBytesResponse
 
 router = APIRouter(prefix=PATH_PREFIX, tags=["open inference protocol (v2)"])
@@ -36,7 +37,7 @@ VERSION = MODEL + "/versions/{model_version}"
 
 
 def _errors(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorResponse, "description": text} for status, text in descriptions.items()}
+    return {status: {"model": ProtocolErrorResponse, "description": text} for status, text in descriptions.items()}
 
 
 NOT_FOUND = _errors({404: "no such model or version (unknown_model)"})
@@ -55,9 +56,7 @@ INFER_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {
-                "schema": InferenceRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-            },
+            "application/json": {"schema": request_body_schema(InferenceRequest)},
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         },
         "description": "An inference request in JSON, or (binary tensor data extension) its JSON header of "
