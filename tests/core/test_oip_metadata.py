@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from pathlib import Path
 
 import pytest
@@ -44,4 +45,5 @@ def test_only_this_model_and_version_are_served(model: ServedModel) -> None:
 
 
 def test_server_metadata_lists_the_binary_extension() -> None:
-    assert server_metadata("1.2.3") == {"name": "digits", "version": "1.2.3", "extensions": ["binary_tensor_data"]}
+    installed = importlib.metadata.version("digits")
+    assert server_metadata() == {"name": "digits", "version": installed, "extensions": ["binary_tensor_data"]}

@@ -7,8 +7,9 @@ in MNIST convention, not preprocessed; ``image``, BYTES ``[-1]``, encoded image 
 
 from __future__ import annotations
 
+import importlib.metadata
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 from model.card import ModelCard
@@ -110,5 +111,14 @@ class ServedModel:
         }
 
 
-def server_metadata(version: str) -> dict[str, Any]:
-    return {"name": SERVER_NAME, "version": version, "extensions": list(EXTENSIONS)}
+def server_metadata() -> dict[str, Any]:
+    return {"name": SERVER_NAME, "version": server_version(), "extensions": list(EXTENSIONS)}
+
+
+@cache
+def server_version() -> str:
+    """The installed digits package's version (the server's, not the model's)."""
+    try:
+        return importlib.metadata.version(SERVER_NAME)
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"

@@ -87,5 +87,5 @@ def to_binary(values: np.ndarray, datatype: str) -> bytes:
 
 
 def to_json(values: np.ndarray) -> np.ndarray:
-    """Row-major and flat, as orjson writes it (numpy arrays serialize without a copy to Python lists)."""
+    """Row-major and flat: the JSON data of an output (orjson writes numpy arrays natively)."""
     return np.ascontiguousarray(values).reshape(-1)

@@ -102,8 +102,8 @@ async def server_ready(gateway: GatewayDep) -> JSONBytesResponse:
 
 
 @router.get("", summary="Server metadata and extensions", responses={200: {"model": ServerMetadata}})
-async def server(request: Request) -> JSONBytesResponse:
-    return JSONBytesResponse(server_metadata(request.app.version))
+async def server() -> JSONBytesResponse:
+    return JSONBytesResponse(server_metadata())
 
 
 async def _model_metadata(request: Request, name: str, version: str | None) -> Response:
