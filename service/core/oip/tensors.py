@@ -66,18 +66,18 @@ def bytes_from_binary(data: bytes, count: int, name: str) -> list[bytes]:
             )
         elements.append(data[position : position + length])
         position += length
-    _check_count(len(elements), count, name)
+    _check_element_count(len(elements), count, name)
     return elements
 
 
 def bytes_from_json(data: list[Any], count: int, name: str) -> list[str]:
     if not all(isinstance(element, str) for element in data):
         raise ApiError(ErrorCode.invalid_tensor, f"input '{name}' data must be strings (base64 of image files)")
-    _check_count(len(data), count, name)
+    _check_element_count(len(data), count, name)
     return data
 
 
-def _check_count(found: int, count: int, name: str) -> None:
+def _check_element_count(found: int, count: int, name: str) -> None:
     if found != count:
         raise ApiError(ErrorCode.invalid_tensor, f"input '{name}' has {found} elements; its shape says {count}")
 
