@@ -32,7 +32,7 @@ from loadtest.targets import (
     TargetError,
 )
 from loadtest.torchserve_targets import GatewayOverTorchServeTarget, TorchServeTarget
-from loadtest.workloads import Workload
+from loadtest.workloads import DEFAULT_WORKLOADS, Workload
 from loadtest.wrk import Wrk, WrkError
 from model.settings import DEFAULT_ARTIFACT
 
@@ -72,7 +72,7 @@ def parse_cpus(text: str) -> frozenset[int] | None:
 @dataclass(frozen=True)
 class BenchmarkConfig:
     targets: tuple[str, ...] = tuple(TARGETS)
-    workloads: tuple[Workload, ...] = tuple(Workload)
+    workloads: tuple[Workload, ...] = DEFAULT_WORKLOADS
     connections: tuple[int, ...] = DEFAULT_CONNECTIONS
     duration_s: int = 4
     warmup_s: int = 1

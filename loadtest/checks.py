@@ -7,6 +7,7 @@ predicted label differs from the known digit: so a failure count counts wrong an
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
@@ -19,15 +20,15 @@ def prediction_problem(
         return f"HTTP {status}: {_error_code(body)}"
     try:
         parsed = orjson.loads(body or b"")
+        if "outputs" in parsed:  # an Open Inference Protocol answer, its outputs in JSON
+            return _labels_problem(_oip_labels(parsed["outputs"]), expected_labels)
         predictions = parsed["predictions"]
         labels = [int(item["label"]) for item in predictions]
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, StopIteration):
         return "200 but not a predict response"
-    if len(labels) != len(expected_labels):
-        return f"{len(labels)} predictions for {len(expected_labels)} inputs"
-    wrong = sum(got != want for got, want in zip(labels, expected_labels, strict=True))
-    if wrong:
-        return f"wrong label for {wrong} of {len(expected_labels)} digits"
+    problem = _labels_problem(labels, expected_labels)
+    if problem is not None:
+        return problem
     for item in predictions:
         missing = [name for name in feature_layers if name not in (item.get("features") or {})]
         if missing:
@@ -35,8 +36,22 @@ def prediction_problem(
     return None
 
 
+def _oip_labels(outputs: list[dict[str, Any]]) -> list[int]:
+    return [int(label) for label in next(output for output in outputs if output["name"] == "label")["data"]]
+
+
+def _labels_problem(labels: Sequence[int], expected_labels: Sequence[int]) -> str | None:
+    if len(labels) != len(expected_labels):
+        return f"{len(labels)} predictions for {len(expected_labels)} inputs"
+    wrong = sum(got != want for got, want in zip(labels, expected_labels, strict=True))
+    if wrong:
+        return f"wrong label for {wrong} of {len(expected_labels)} digits"
+    return None
+
+
 def _error_code(body: bytes | None) -> str:
     try:
-        return str(orjson.loads(body or b"")["error"]["code"])
+        error = orjson.loads(body or b"")
+        return str(error["code"] if "code" in error else error["error"]["code"])  # /v2 errors carry it at the top
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return "no error body"

@@ -132,7 +132,9 @@ def add_benchmark(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         "benchmark.json: req/s, p50, p95, p99, ratios, server and wrk CPU.",
     )
     parser.add_argument("--targets", help="comma-separated subset (default: all, in order)")
-    parser.add_argument("--workloads", default="pixels,png", help="pixels and/or png (default: %(default)s)")
+    parser.add_argument(
+        "--workloads", default="pixels,png", help="pixels, png and/or oip (binary /v2) (default: %(default)s)"
+    )
     parser.add_argument("--connections", help="comma-separated counts (default: 1,8,32; --quick: 1,32)")
     parser.add_argument("--duration", type=int, help="seconds measured per cell (default: 4; --quick: 2)")
     parser.add_argument(

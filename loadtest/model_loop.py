@@ -27,7 +27,6 @@ from model.card import load_card
 from model.settings import DEFAULT_ARTIFACT
 from service.core.model_runner import NO_LAYERS, ModelRunner
 from service.core.pipeline import Pipeline
-from service.core.preprocessing import Mode
 from service.core.settings import Settings
 from service.core.types import Limits, RawInput
 
@@ -51,7 +50,7 @@ class LoopResult:
 
 def raw_input(workload: Workload, sample: Sample) -> RawInput:
     """What a request of the workload carries to the server."""
-    return np.asarray(sample.pixels, dtype=np.float32) if workload is Workload.pixels else sample.png
+    return np.asarray(sample.pixels, dtype=np.float32) if workload.preprocess == "none" else sample.png
 
 
 def run_loop(
@@ -62,7 +61,7 @@ def run_loop(
     batch_size: int,
     duration_s: float,
 ) -> LoopResult:
-    preprocess: Mode = "none" if workload is Workload.pixels else "auto"
+    preprocess = workload.preprocess
     latencies: list[float] = []
     position = 0
     cpu_started = time.process_time()

@@ -69,6 +69,12 @@ class HttpTarget(Target):
     """A server driven by wrk; subclasses say how to start it and what requests it takes."""
 
     base_url = ""
+    speaks_oip = False  # the Open Inference Protocol (/v2) is the gateway's; the peers speak /v1 only
+
+    def supports(self, workload: Workload) -> str | None:
+        if workload is Workload.oip and not self.speaks_oip:
+            return "speaks /v1 only, not the Open Inference Protocol"
+        return None
 
     def requests(self, workload: Workload, samples: Sequence[Sample]) -> list[HttpRequest]:
         return predict_requests(workload, samples)
@@ -85,7 +91,7 @@ class HttpTarget(Target):
             self.base_url + request.path,
             data=request.body,
             method=request.method,
-            headers={"Content-Type": request.content_type},
+            headers={"Content-Type": request.content_type, **dict(request.headers)},
         )
         try:
             with urllib.request.urlopen(sent, timeout=30) as response:
@@ -202,6 +208,7 @@ def gateway_env(context: BenchContext, port: int) -> dict[str, str]:
 class GatewayTarget(ProcessTarget):
     name = "gateway"
     description = "the digits gateway (`digits serve`), embedded backend, dynamic batching"
+    speaks_oip = True
 
     def command(self, context: BenchContext, port: int) -> list[str]:
         return [context.python, "-m", "digits_cli.main", "serve"]

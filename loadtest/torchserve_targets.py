@@ -76,7 +76,7 @@ class TorchServeTarget(HttpTarget):
     def supports(self, workload: Workload) -> str | None:
         if workload is Workload.png:
             return "TorchServe's handler takes 28x28 pixels or tensors; decoding images and `auto` are the gateway's"
-        return None
+        return super().supports(workload)
 
     def requests(self, workload: Workload, samples: Sequence[Sample]) -> list[HttpRequest]:
         return predict_requests(workload, samples, path=f"/predictions/{MODEL_NAME}")

@@ -25,17 +25,23 @@ from loadtest.workloads import HttpRequest
 RESULT_MARKER = "WRK_RESULT "
 
 LUA_SCRIPT = """
--- args: method, content type, then (path, body file) pairs; requests are sent in turn.
+-- args: method, content type, the number of other headers, (name, value) pairs of those, then
+-- (path, body file) pairs; requests are sent in turn.
 local prepared = {}
 local position = 1
 
 function init(args)
-  local method, content_type = args[1], args[2]
-  for i = 3, #args, 2 do
+  local method = args[1]
+  local headers = {["Content-Type"] = args[2]}
+  local first = 4 + 2 * tonumber(args[3])
+  for i = 4, first - 1, 2 do
+    headers[args[i]] = args[i + 1]
+  end
+  for i = first, #args, 2 do
     local file = assert(io.open(args[i + 1], "rb"))
     local body = file:read("*a")
     file:close()
-    prepared[#prepared + 1] = wrk.format(method, args[i], {["Content-Type"] = content_type}, body)
+    prepared[#prepared + 1] = wrk.format(method, args[i], headers, body)
   end
   position = math.random(#prepared)
 end
@@ -113,12 +119,13 @@ class Wrk:
     def _script_args(self, requests: Sequence[HttpRequest]) -> list[str]:
         if not requests:
             raise ValueError("no requests to send")
-        methods = {r.method for r in requests}
-        types = {r.content_type for r in requests}
-        if len(methods) != 1 or len(types) != 1:
-            raise ValueError("one run sends one method and content type; split the requests")
+        kinds = {(r.method, r.content_type, r.headers) for r in requests}
+        if len(kinds) != 1:
+            raise ValueError("one run sends one method and content type (and headers); split the requests")
         self._batches += 1
-        args = [requests[0].method, requests[0].content_type]
+        first = requests[0]
+        args = [first.method, first.content_type, str(len(first.headers))]
+        args += [part for header in first.headers for part in header]
         for index, request in enumerate(requests):
             body = self._scratch / f"body-{self._batches}-{index}.bin"
             body.write_bytes(request.body)

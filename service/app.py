@@ -11,15 +11,18 @@ from fastapi import FastAPI
 from service.backends.embedded import EmbeddedBackend
 from service.core.backend import Backend
 from service.core.gateway import Gateway
+from service.core.oip.metadata import ServedModel
 from service.core.settings import Settings, get_settings
 from service.http.error_handlers import install_error_handlers
 from service.http.middleware import BodySizeLimitMiddleware, MetricsMiddleware
-from service.http.routes import health, models, predict
+from service.http.routes import health, models, predict, v2
 from service.ui import pages
 
 DESCRIPTION = """Handwritten digit recognition. POST images (multipart or JSON) to `/v1/predict`
 and get class probabilities and, on request, the feature maps of the network's layers.
-Every error has the shape `{"error": {"code", "message", "index"?}}` with a stable `code`."""
+Every error has the shape `{"error": {"code", "message", "index"?}}` with a stable `code`.
+The same model speaks the Open Inference Protocol v2 (KServe / Triton) under `/v2`, binary tensors included;
+its errors have the protocol's shape `{"error": "<code>: <message>", "code", "index"?}`."""
 
 
 def build_backend(settings: Settings) -> Backend:
@@ -51,9 +54,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.gateway = gateway
+    app.state.served_model = ServedModel(gateway.card)
     install_error_handlers(app, on_error=lambda code: gateway.metrics.errors.labels(code=code.value).inc())
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=gateway.metrics)
-    for router in (predict.router, models.router, health.router, pages.router):
+    for router in (predict.router, models.router, health.router, v2.router, pages.router):
         app.include_router(router)
     return app

@@ -38,6 +38,10 @@ class ErrorCode(StrEnum):
     wrong_image_size = "wrong_image_size", 422
     unknown_feature_layer = "unknown_feature_layer", 422
     invalid_top_k = "invalid_top_k", 422
+    invalid_tensor = "invalid_tensor", 400
+    invalid_binary_data = "invalid_binary_data", 400
+    unknown_output = "unknown_output", 400
+    unknown_model = "unknown_model", 404
     queue_full = "queue_full", 503
     not_ready = "not_ready", 503
     backend_unavailable = "backend_unavailable", 503

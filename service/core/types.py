@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.core.errors import ApiError, ErrorCode
+
 # An encoded image file, its base64 text (decoded with the image, off the event loop), or a 2-D array of gray values.
 RawInput = bytes | str | np.ndarray
 
@@ -28,3 +30,7 @@ class BatchOutput:
 class Limits:
     max_images: int
     max_pixels: int
+
+    def check_image_count(self, count: int) -> None:
+        if count > self.max_images:
+            raise ApiError(ErrorCode.too_many_images, f"{count} images in one request; the limit is {self.max_images}")

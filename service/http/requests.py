@@ -30,11 +30,6 @@ async def read_predict_request(request: Request, limits: Limits) -> tuple[Predic
     )
 
 
-def _check_count(count: int, limits: Limits) -> None:
-    if count > limits.max_images:
-        raise ApiError(ErrorCode.too_many_images, f"{count} images in one request; the limit is {limits.max_images}")
-
-
 async def _read_json(request: Request, limits: Limits) -> tuple[PredictOptions, list[RawInput]]:
     body = await request.body()
     if not body.strip():
@@ -43,7 +38,7 @@ async def _read_json(request: Request, limits: Limits) -> tuple[PredictOptions, 
         parsed = PredictRequest.model_validate_json(body)
     except ValidationError as exc:
         raise from_validation_errors(list(exc.errors())) from exc
-    _check_count(len(parsed.instances), limits)
+    limits.check_image_count(len(parsed.instances))
     inputs: list[RawInput] = [
         instance.image if instance.image is not None else pixel_array(instance.pixels or [], index)
         for index, instance in enumerate(parsed.instances)
@@ -64,7 +59,7 @@ async def _read_multipart(request: Request, limits: Limits) -> tuple[PredictOpti
         files = [part for part in form.getlist("file") if isinstance(part, UploadFile)]
         if not files:
             raise ApiError(ErrorCode.empty_body, "no part named 'file' with an image in the multipart body")
-        _check_count(len(files), limits)
+        limits.check_image_count(len(files))
         return options, [await part.read() for part in files]
     finally:
         await form.close()

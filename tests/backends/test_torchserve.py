@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import tritonclient.http as triton_http
 from PIL import Image
 
 from model.mnist import Split
@@ -179,6 +180,29 @@ def test_feature_maps_through_torchserve_have_the_cards_shapes(ts_gateway: Serve
         for name, encoded in prediction["features"].items():
             values = feature_values(encoded)
             assert list(values.shape) == shapes[name] and np.isfinite(values).all()
+
+
+def test_the_open_inference_protocol_through_torchserve(
+    digits: Split, gateway: ServerProcess, ts_gateway: ServerProcess
+) -> None:
+    """tritonclient against both backends: binary pixels and image files in, labels and conv1 out, the same."""
+    pixels_in = triton_http.InferInput("pixels", [8, 28, 28], "FP32")
+    pixels_in.set_data_from_numpy(digits.images.astype(np.float32), binary_data=True)
+    files_in = triton_http.InferInput("image", [8], "BYTES")
+    files_in.set_data_from_numpy(np.array([encode(255 - d) for d in digits.images], np.object_), binary_data=True)
+    outputs = [triton_http.InferRequestedOutput(name) for name in ("label", "probabilities", "conv1")]
+    for tensor in (pixels_in, files_in):
+        results = []
+        for server in (gateway, ts_gateway):
+            client = triton_http.InferenceServerClient(url=server.url.removeprefix("http://"))
+            assert client.is_model_ready("digits")
+            results.append(client.infer("digits", [tensor], outputs=outputs))
+            client.close()
+        embedded, via_torchserve = results
+        assert via_torchserve.as_numpy("label").tolist() == digits.labels.tolist()
+        assert via_torchserve.as_numpy("label").tolist() == embedded.as_numpy("label").tolist()
+        for name in ("probabilities", "conv1"):
+            np.testing.assert_allclose(via_torchserve.as_numpy(name), embedded.as_numpy(name), atol=ATOL, rtol=0)
 
 
 # --- outages --------------------------------------------------------------------------------------

@@ -84,6 +84,20 @@ def test_torchserve_direct_and_behind_the_gateway(artifact: Path, tmp_path: Path
     assert "pixels" in run.skipped[0].reason
 
 
+def test_the_oip_workload_runs_on_the_gateway_only(artifact: Path, tmp_path: Path) -> None:
+    config = BenchmarkConfig(
+        targets=("fastapi-echo", "gateway"), workloads=(Workload.pixels, Workload.oip), connections=(2,),
+        duration_s=1, warmup_s=0, rounds=1, artifact=artifact, log_dir=tmp_path,
+    )  # fmt: skip
+    run = run_benchmark(config, progress=lambda line: None)
+    measured = {(row.target, row.workload) for row in run.measurements}
+    assert measured == {("fastapi-echo", "pixels"), ("gateway", "pixels"), ("gateway", "oip")}
+    assert all(row.errors == 0 and row.requests > 0 for row in run.measurements)  # wrk sent the header length
+    assert [(item.target, item.workload) for item in run.skipped] == [("fastapi-echo", "oip")]
+    assert "/v1 only" in run.skipped[0].reason
+    assert "## Workload `oip`" in to_markdown(run)
+
+
 @pytest.mark.parametrize("target_class", [EchoTarget, NaiveTarget])
 def test_peers_run_as_many_worker_processes_as_the_gateway(
     target_class: type[ProcessTarget], artifact: Path, tmp_path: Path

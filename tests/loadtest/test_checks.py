@@ -44,3 +44,15 @@ def test_requested_feature_maps_must_be_there() -> None:
     assert prediction_problem(200, body(4, features={"conv1": {}}), [4], ["conv1", "pool2"]) == (
         "feature maps missing: pool2"
     )
+
+
+def test_open_inference_protocol_answers_are_checked_by_their_label_output() -> None:
+    def answer(*labels: int) -> bytes:
+        outputs = [{"name": "probabilities", "data": [0.1] * 10}, {"name": "label", "data": list(labels)}]
+        return orjson.dumps({"model_name": "digits", "outputs": outputs})
+
+    assert prediction_problem(200, answer(7, 2), [7, 2]) is None
+    assert prediction_problem(200, answer(7, 3), [7, 2]) == "wrong label for 1 of 2 digits"
+    assert prediction_problem(200, orjson.dumps({"outputs": []}), [7]) == "200 but not a predict response"
+    error = orjson.dumps({"error": "invalid_tensor: unknown input 'x'", "code": "invalid_tensor"})
+    assert prediction_problem(400, error, [7]) == "HTTP 400: invalid_tensor"

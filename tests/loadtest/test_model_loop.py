@@ -37,8 +37,7 @@ def test_each_call_runs_a_whole_batch(artifact: Path, workload: Workload) -> Non
 @pytest.mark.parametrize("workload", list(Workload))
 def test_the_prepared_input_is_what_the_model_labels_right(artifact: Path, workload: Workload) -> None:
     samples = load_samples()
-    preprocess = "none" if workload is Workload.pixels else "auto"
-    batch = pipeline(artifact).prepare([raw_input(workload, sample) for sample in samples], preprocess)
+    batch = pipeline(artifact).prepare([raw_input(workload, sample) for sample in samples], workload.preprocess)
     module = torch.jit.load(str(artifact), map_location="cpu").eval()
     with torch.inference_mode():
         labels = module(torch.from_numpy(batch)).argmax(dim=1).tolist()

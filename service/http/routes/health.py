@@ -6,8 +6,7 @@ from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
-from service.core.errors import ApiError, ErrorCode
-from service.http.dependencies import GatewayDep
+from service.http.dependencies import GatewayDep, require_ready
 from service.http.responses import JSONBytesResponse
 
 router = APIRouter(tags=["operations"])
@@ -20,9 +19,7 @@ async def healthz() -> JSONBytesResponse:
 
 @router.get("/readyz", summary="The model is loaded, warmed up and its backend answers (503 before)")
 async def readyz(gateway: GatewayDep) -> JSONBytesResponse:
-    if not await gateway.ready():
-        reason = gateway.setup_error or f"the {gateway.backend.name} backend is not ready"
-        raise ApiError(ErrorCode.not_ready, reason, headers={"Retry-After": "1"})
+    await require_ready(gateway)
     return JSONBytesResponse({"status": "ready", "backend": gateway.backend.name, "device": gateway.backend.device})
 
 

@@ -5,20 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
-from service.core.errors import ApiError, ErrorCode
 from service.core.schemas import ErrorResponse, PredictOptions, PredictRequest, PredictResponse
-from service.core.types import RawInput
-from service.http.dependencies import gateway_of
+from service.http.inference import loaded_gateway, run_batch
+from service.http.openapi import request_body_schema
 from service.http.requests import read_predict_request
 from service.http.responses import JSONBytesResponse
 
 router = APIRouter(tags=["predict"])
-
-# Decoding this many bytes of images takes milliseconds: do it on a worker thread so the
-# event loop keeps serving; smaller inputs are cheaper to handle inline than to hand over.
-OFFLOAD_BYTES = 256 * 1024
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
@@ -35,9 +29,7 @@ REQUEST_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {
-                "schema": PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-            },
+            "application/json": {"schema": request_body_schema(PredictRequest)},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
@@ -61,22 +53,11 @@ REQUEST_BODY = {
     openapi_extra=REQUEST_BODY,
 )
 async def predict(request: Request) -> JSONBytesResponse:
-    gateway = gateway_of(request)  # not a dependency: on this hot path the solver's ~30 us are 10 % of the CPU
-    if not gateway.loaded:
-        raise ApiError(ErrorCode.not_ready, "the model is still loading", headers={"Retry-After": "1"})
+    gateway = loaded_gateway(request)
     pipeline = gateway.pipeline
     options, inputs = await read_predict_request(request, pipeline.limits)
     layers = pipeline.layers(options.features)
-    if _encoded_bytes(inputs) > OFFLOAD_BYTES:
-        batch = await run_in_threadpool(pipeline.prepare, inputs, options.preprocess)
-    else:
-        batch = pipeline.prepare(inputs, options.preprocess)
-    output = await gateway.batcher.submit(batch, frozenset(layers))
+    output = await run_batch(gateway, inputs, options.preprocess, layers)
     items = pipeline.predictions(output, options, layers)
     gateway.count_predictions(item["label"] for item in items)
     return JSONBytesResponse(pipeline.body(items))
-
-
-def _encoded_bytes(inputs: list[RawInput]) -> int:
-    """Bytes of image files and base64 text: what decoding costs grows with."""
-    return sum(len(raw) for raw in inputs if isinstance(raw, bytes | str))

@@ -1,0 +1,197 @@
+"""From an inference request to the pipeline's inputs, and from the batch's output to the inference response.
+
+The pipeline does the rest as for /v1: the same decoding, limits, pixel checks, preprocessing and batching."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from service.core.errors import ApiError, ErrorCode, from_validation_errors
+from service.core.oip.body import BINARY_DATA_SIZE, binary_sizes, join_body, split_binary, split_body
+from service.core.oip.metadata import (
+    DEFAULT_OUTPUTS,
+    INPUTS,
+    LABEL,
+    MODEL_NAME,
+    PIXELS,
+    PROBABILITIES,
+    TOP_K_LABELS,
+    TOP_K_OUTPUTS,
+    TOP_K_PROBABILITIES,
+    InputSpec,
+    ServedModel,
+)
+from service.core.oip.schemas import InferenceRequest, RequestInput
+from service.core.oip.tensors import (
+    bytes_from_binary,
+    bytes_from_json,
+    numeric_from_binary,
+    numeric_from_json,
+    to_binary,
+    to_json,
+)
+from service.core.preprocessing import FIELD, Mode, check_pixels
+from service.core.schemas import PredictOptions
+from service.core.types import BatchOutput, Limits, RawInput
+
+BINARY_DATA = "binary_data"
+BINARY_DATA_OUTPUT = "binary_data_output"
+TOP_K = "top_k"
+
+
+@dataclass(frozen=True)
+class RequestedOutput:
+    name: str
+    binary: bool
+
+
+@dataclass(frozen=True)
+class Inference:
+    """What one request asks of the model: its inputs for the pipeline, and the outputs to answer with."""
+
+    request_id: str | None
+    inputs: list[RawInput]
+    preprocess: Mode
+    outputs: list[RequestedOutput]
+    top_k: int
+    layers: list[str]
+
+
+def read_inference(body: bytes, header_length: str | None, model: ServedModel, limits: Limits) -> Inference:
+    """Parse and check an inference request (JSON, or JSON and binary tensors), refusing what the model cannot take."""
+    if not body.strip():
+        raise ApiError(ErrorCode.empty_body, "the request body is empty")
+    header, binary = split_body(body, header_length)
+    try:
+        request = InferenceRequest.model_validate_json(header)
+    except ValidationError as exc:
+        raise from_validation_errors(list(exc.errors())) from exc
+    parts = split_binary(binary, binary_sizes([tensor.parameters for tensor in request.inputs]))
+    if len(request.inputs) != 1:
+        raise ApiError(ErrorCode.invalid_tensor, f"give exactly one input, {' or '.join(map(_quoted, INPUTS))}")
+    tensor, binary_part = request.inputs[0], parts[0]
+    spec = _input_spec(tensor)
+    limits.check_image_count(tensor.shape[0])
+    if tensor.shape[0] == 0:
+        raise ApiError(ErrorCode.invalid_tensor, f"input '{tensor.name}' holds no image (its batch size is 0)")
+    outputs = _requested_outputs(request, model)
+    return Inference(
+        request_id=request.id,
+        inputs=_raw_inputs(tensor, binary_part, spec),
+        preprocess=spec.preprocess,
+        outputs=outputs,
+        top_k=_top_k(request),
+        layers=[name for name in model.card.feature_layers if any(o.name == name for o in outputs)],
+    )
+
+
+def _quoted(name: str) -> str:
+    return f"'{name}'"
+
+
+def _input_spec(tensor: RequestInput) -> InputSpec:
+    spec = INPUTS.get(tensor.name)
+    if spec is None:
+        raise ApiError(
+            ErrorCode.invalid_tensor,
+            f"unknown input '{tensor.name}'; the model takes {' or '.join(s.describe() for s in INPUTS.values())}",
+        )
+    if tensor.datatype not in spec.datatypes:
+        raise ApiError(
+            ErrorCode.invalid_tensor,
+            f"input '{tensor.name}' has datatype {tensor.datatype}; it takes {spec.describe()}",
+        )
+    if not spec.fits(tensor.shape):
+        raise ApiError(
+            ErrorCode.invalid_tensor, f"input '{tensor.name}' has shape {tensor.shape}; it takes {spec.describe()}"
+        )
+    return spec
+
+
+def _raw_inputs(tensor: RequestInput, binary: bytes | None, spec: InputSpec) -> list[RawInput]:
+    if (binary is None) == (tensor.data is None):
+        raise ApiError(
+            ErrorCode.invalid_tensor, f"input '{tensor.name}' needs exactly one of 'data' or a binary_data_size"
+        )
+    count = tensor.shape[0]
+    if spec.name != PIXELS:
+        return list(
+            bytes_from_binary(binary, count, tensor.name)
+            if binary is not None
+            else bytes_from_json(tensor.data or [], count, tensor.name)
+        )
+    if binary is not None:
+        values = numeric_from_binary(binary, tensor.datatype, tensor.shape, tensor.name)
+    else:
+        values = numeric_from_json(tensor.data or [], tensor.shape, tensor.name)
+    images = values.reshape(count, FIELD, FIELD)
+    for index, image in enumerate(images):
+        check_pixels(image, index)
+    return list(images)
+
+
+def _requested_outputs(request: InferenceRequest, model: ServedModel) -> list[RequestedOutput]:
+    everything_binary = request.parameters.get(BINARY_DATA_OUTPUT, False) is True
+    if not request.outputs:
+        names = DEFAULT_OUTPUTS + (TOP_K_OUTPUTS if TOP_K in request.parameters else ())
+        return [RequestedOutput(name, everything_binary) for name in names]
+    unknown = [output.name for output in request.outputs if output.name not in model.outputs]
+    if unknown:
+        raise ApiError(
+            ErrorCode.unknown_output,
+            f"unknown output(s) {', '.join(map(_quoted, unknown))}; the model has {', '.join(model.outputs)}",
+        )
+    return [
+        RequestedOutput(output.name, output.parameters.get(BINARY_DATA, everything_binary) is True)
+        for output in request.outputs
+    ]
+
+
+def _top_k(request: InferenceRequest) -> int:
+    """The ``top_k`` parameter, checked as /v1 checks its option (1-10, ``invalid_top_k``)."""
+    value = request.parameters.get(TOP_K)
+    try:
+        return PredictOptions.model_validate({} if value is None else {TOP_K: value}).top_k
+    except ValidationError as exc:
+        raise from_validation_errors(list(exc.errors())) from exc
+
+
+@dataclass(frozen=True)
+class Answer:
+    body: bytes
+    header_length: int | None  # the JSON header's length when binary outputs follow it
+    labels: list[int]
+
+
+def write_inference(inference: Inference, output: BatchOutput, model: ServedModel) -> Answer:
+    """The inference response for ``output``, the batch's share that belongs to ``inference``."""
+    ranked = np.argsort(-output.probabilities, axis=1, kind="stable")[:, : inference.top_k]
+    tensors = {
+        PROBABILITIES: output.probabilities,
+        LABEL: ranked[:, 0].astype(np.int64),
+        TOP_K_LABELS: ranked.astype(np.int64),
+        TOP_K_PROBABILITIES: np.take_along_axis(output.probabilities, ranked, axis=1),
+        **output.features,
+    }
+    described: list[dict[str, Any]] = []
+    binary: list[bytes] = []
+    for requested in inference.outputs:
+        values = tensors[requested.name]
+        datatype = model.outputs[requested.name].datatypes[0]
+        tensor: dict[str, Any] = {"name": requested.name, "datatype": datatype, "shape": list(values.shape)}
+        if requested.binary:
+            data = to_binary(values, datatype)
+            tensor["parameters"] = {BINARY_DATA_SIZE: len(data)}
+            binary.append(data)
+        else:
+            tensor["data"] = to_json(values)
+        described.append(tensor)
+    header: dict[str, Any] = {"model_name": MODEL_NAME, "model_version": model.version, "outputs": described}
+    if inference.request_id is not None:
+        header["id"] = inference.request_id
+    body, header_length = join_body(header, binary)
+    return Answer(body, header_length, ranked[:, 0].tolist())
