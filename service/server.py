@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -40,7 +41,10 @@ def run_gateway(settings: Settings) -> None:
 def settings_environment(settings: Settings) -> dict[str, str]:
     """``DIGITS_*`` variables that make ``Settings()`` in another process equal ``settings``."""
     values = settings.model_dump(mode="json", exclude_none=True)
-    return {f"DIGITS_{name.upper()}": str(value) for name, value in values.items()}
+    return {
+        f"DIGITS_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
+        for name, value in values.items()
+    }
 
 
 @contextmanager

@@ -5,8 +5,12 @@ until the batch is full; when the model is idle it waits at most ``max_wait`` fo
 to arrive, and while the model is busy the next batch fills up by itself. One worker
 task per batch the backend takes at once (``max_batches_in_flight``): each takes a batch,
 awaits its result and goes straight on to the next, with no hop through the event loop
-in between. A full queue
-answers ``queue_full`` (503 with Retry-After) instead of letting latency grow unbounded.
+in between.
+
+Admission is by time, not count: every request has a deadline (by default ``max_queue_wait`` after it is
+queued). One whose expected wait, from the model's measured throughput, would pass its deadline is
+answered ``queue_full`` (503 with Retry-After) at once; one still queued at its deadline is answered
+the same and never run late. A full queue (``max_queue_images``) is the last bound.
 On ``stop`` everything already queued is still served before the worker exits.
 """
 
@@ -22,6 +26,7 @@ import numpy as np
 from service.core.backend import Backend
 from service.core.errors import ApiError, ErrorCode
 from service.core.metrics import Metrics
+from service.core.throughput import Throughput
 from service.core.types import BatchOutput
 
 
@@ -30,6 +35,7 @@ class _Pending:
     inputs: np.ndarray
     layers: frozenset[str]
     future: asyncio.Future[BatchOutput]
+    deadline: float
     enqueued_at: float = field(default_factory=time.perf_counter)
 
 
@@ -42,6 +48,7 @@ class Batcher:
         max_batch_size: int,
         max_wait_seconds: float,
         max_queue_images: int,
+        max_queue_wait_seconds: float = 0.1,
         retry_after_seconds: int = 1,
     ) -> None:
         if max_queue_images < max_batch_size:
@@ -51,6 +58,8 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.max_wait_seconds = max_wait_seconds
         self.max_queue_images = max_queue_images
+        self.max_queue_wait_seconds = max_queue_wait_seconds
+        self.throughput = Throughput(backend.max_batches_in_flight)
         self._retry_after = str(retry_after_seconds)
         self._queue: deque[_Pending] = deque()
         self._queued_images = 0
@@ -69,20 +78,38 @@ class Batcher:
         self._arrived.set()
         await asyncio.gather(*self._workers)
 
-    async def submit(self, inputs: np.ndarray, layers: frozenset[str]) -> BatchOutput:
-        """Queue ``inputs`` (float32 ``[n, 1, 28, 28]``) and wait for their share of a batch (with ``layers``)."""
-        n = int(inputs.shape[0])
+    def deadline_from(self, arrived: float) -> float:
+        """The latest ``time.perf_counter()`` at which a request that arrived at ``arrived`` may start."""
+        return arrived + self.max_queue_wait_seconds
+
+    def admit(self, deadline: float, images: int = 0) -> None:
+        """Raise ``queue_full`` now when ``images`` more could not start before ``deadline``."""
         if self._closing:
             raise ApiError(
                 ErrorCode.not_ready, "the server is shutting down", headers={"Retry-After": self._retry_after}
             )
-        if self._queued_images + n > self.max_queue_images:
-            raise ApiError(
-                ErrorCode.queue_full,
-                f"the queue is full ({self._queued_images} images waiting); retry shortly",
-                headers={"Retry-After": self._retry_after},
+        if self._queued_images + images > self.max_queue_images:
+            raise self._queue_full(f"the queue is full ({self._queued_images} images waiting)")
+        expected_wait = self.throughput.seconds_to_serve(self._queued_images)
+        if time.perf_counter() + expected_wait > deadline:
+            raise self._queue_full(
+                f"the model is busy: {self._queued_images} images wait about {expected_wait * 1000:.0f} ms, "
+                f"longer than the {self.max_queue_wait_seconds * 1000:.0f} ms a request may wait"
             )
-        pending = _Pending(inputs, layers, asyncio.get_running_loop().create_future())
+
+    def _queue_full(self, why: str) -> ApiError:
+        return ApiError(ErrorCode.queue_full, f"{why}; retry shortly", headers={"Retry-After": self._retry_after})
+
+    async def submit(self, inputs: np.ndarray, layers: frozenset[str], deadline: float | None = None) -> BatchOutput:
+        """Queue ``inputs`` (float32 ``[n, 1, 28, 28]``) and wait for their share of a batch (with ``layers``).
+
+        ``deadline`` (``time.perf_counter()`` time; default: ``max_queue_wait`` from now) is when the batch
+        must have started; see the module's docstring."""
+        n = int(inputs.shape[0])
+        if deadline is None:
+            deadline = self.deadline_from(time.perf_counter())
+        self.admit(deadline, n)
+        pending = _Pending(inputs, layers, asyncio.get_running_loop().create_future(), deadline)
         self._queue.append(pending)
         self._queued_images += n
         self._metrics.queue_depth.set(self._queued_images)
@@ -99,7 +126,9 @@ class Batcher:
                 continue
             await self._fill_or_timeout()
             if self._queue:  # another worker may have taken it meanwhile
-                await self._serve(self._take_batch())
+                batch = self._take_batch()
+                if batch:
+                    await self._serve(batch)
 
     async def _fill_or_timeout(self) -> None:
         deadline = self._queue[0].enqueued_at + self.max_wait_seconds
@@ -114,17 +143,29 @@ class Batcher:
                 return
 
     def _take_batch(self) -> list[_Pending]:
+        self._drop_expired()
         batch: list[_Pending] = []
         size = 0
         while self._queue and size + len(self._queue[0].inputs) <= self.max_batch_size:
             pending = self._queue.popleft()
             size += len(pending.inputs)
             batch.append(pending)
-        if not batch:  # a single request larger than a batch still gets served, alone
+        if not batch and self._queue:  # a single request larger than a batch still gets served, alone
             batch.append(self._queue.popleft())
         self._queued_images -= sum(len(p.inputs) for p in batch)
         self._metrics.queue_depth.set(self._queued_images)
         return batch
+
+    def _drop_expired(self) -> None:
+        """Answer the queued requests whose deadline has passed instead of running them late. Deadlines
+        follow arrival order (a fixed wait after arrival), so the expired ones are at the head."""
+        now = time.perf_counter()
+        while self._queue and self._queue[0].deadline < now:
+            pending = self._queue.popleft()
+            self._queued_images -= len(pending.inputs)
+            if not pending.future.done():
+                waited = (now - pending.enqueued_at) * 1000
+                pending.future.set_exception(self._queue_full(f"waited {waited:.0f} ms for the model"))
 
     async def _serve(self, batch: list[_Pending]) -> None:
         started = time.perf_counter()
@@ -140,7 +181,9 @@ class Batcher:
                     pending.future.set_exception(exc)
             return
         finally:
-            self._metrics.inference_duration.observe(time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self._metrics.inference_duration.observe(seconds)
+            self.throughput.record(len(inputs), seconds)
         offset = 0
         for pending in batch:
             n = len(pending.inputs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -27,21 +28,41 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         413: "body, image or image count over its limit",
         415: "unsupported content type",
         422: "invalid options, pixels or image size",
-        503: "queue full (with Retry-After) or model not ready",
+        503: "the model is too busy to start this request within DIGITS_MAX_QUEUE_WAIT_MS, or not ready "
+        "(both with Retry-After)",
     }.items()
 }
+
+
+def _without_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$defs`` written in where they are referenced: the document stays self-contained
+    (pydantic's ``#/$defs/...`` references would point nowhere inside an OpenAPI document)."""
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
 
 REQUEST_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {
-                "schema": PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-            },
+            "application/json": {"schema": _without_refs(PredictRequest.model_json_schema())},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                    "properties": {
+                        "file": {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1}
+                    },
                     "required": ["file"],
                 },
                 "encoding": {"file": {"contentType": "image/*"}},
@@ -61,9 +82,12 @@ REQUEST_BODY = {
     openapi_extra=REQUEST_BODY,
 )
 async def predict(request: Request) -> JSONBytesResponse:
+    arrived = time.perf_counter()
     gateway = gateway_of(request)  # not a dependency: on this hot path the solver's ~30 us are 10 % of the CPU
     if not gateway.loaded:
         raise ApiError(ErrorCode.not_ready, "the model is still loading", headers={"Retry-After": "1"})
+    deadline = gateway.batcher.deadline_from(arrived)
+    gateway.batcher.admit(deadline)  # under overload, refuse before reading and decoding the body
     pipeline = gateway.pipeline
     options, inputs = await read_predict_request(request, pipeline.limits)
     layers = pipeline.layers(options.features)
@@ -71,7 +95,7 @@ async def predict(request: Request) -> JSONBytesResponse:
         batch = await run_in_threadpool(pipeline.prepare, inputs, options.preprocess)
     else:
         batch = pipeline.prepare(inputs, options.preprocess)
-    output = await gateway.batcher.submit(batch, frozenset(layers))
+    output = await gateway.batcher.submit(batch, frozenset(layers), deadline)
     items = pipeline.predictions(output, options, layers)
     gateway.count_predictions(item["label"] for item in items)
     return JSONBytesResponse(pipeline.body(items))
