@@ -309,4 +309,5 @@ def test_the_page_asks_for_a_key_when_the_api_wants_one(browser: Chrome, tmp_pat
         )
         assert storage == [["This server needs an API key:"], key, 0, ""]  # asked once, kept for this tab only
         draw(browser, browser.find_element(By.ID, "pad"), ONE, interaction.POINTER_MOUSE)
-        assert wait_until(browser, lambda d: d.find_element(By.ID, "label").text.strip("–") or None, "a label") == "1"
+        label = wait_until(browser, lambda d: d.find_element(By.ID, "label").text.strip("\u2013") or None, "a label")
+        assert label == "1"
