@@ -17,7 +17,7 @@ from service.core.backend import Backend
 from service.core.errors import ErrorCode
 from service.core.gateway import Gateway
 from service.core.settings import Settings, get_settings
-from service.http.auth import ApiKeyMiddleware, protected_paths
+from service.http.auth import ApiKeyMiddleware, document_api_keys, protected_paths
 from service.http.error_handlers import install_error_handlers
 from service.http.middleware import BodySizeLimitMiddleware, MetricsMiddleware
 from service.http.routes import health, models, predict
@@ -69,9 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app, on_error=count_error)
     # Added innermost first: a request meets metrics, security headers, CORS, the body limit, then the key check.
     if api_keys is not None:
-        app.add_middleware(
-            ApiKeyMiddleware, keys=api_keys, protected=protected_paths(settings.auth_metrics), on_error=count_error
-        )
+        protected = protected_paths(settings.auth_metrics)
+        app.add_middleware(ApiKeyMiddleware, keys=api_keys, protected=protected, on_error=count_error)
+        document_api_keys(app, protected)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from typing import Any
 
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.core.api_keys import ApiKeys
 from service.core.errors import ApiError, ErrorCode
+from service.core.schemas import ErrorResponse
 from service.http.error_handlers import error_response
 
 # Every route of the API, whatever its version: the model routes live under these too.
@@ -58,3 +61,34 @@ class ApiKeyMiddleware:
         if scheme.lower() != "bearer" or not key.strip():
             return None
         return self.keys.identify(key.strip())
+
+
+def document_api_keys(app: FastAPI, protected: Callable[[str], bool]) -> None:
+    """Declare the bearer scheme in the OpenAPI document, with a 401, on every operation that needs a key."""
+    plain_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = plain_openapi()
+        components = document.setdefault("components", {})
+        components.setdefault("securitySchemes", {})["apiKey"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "a key whose sha256 is listed in DIGITS_API_KEYS_FILE",
+        }
+        components.setdefault("schemas", {}).setdefault("ErrorResponse", ErrorResponse.model_json_schema())
+        unauthorized = {
+            "description": "no key, or not a known one",
+            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+        }
+        for path, operations in document.get("paths", {}).items():
+            if protected(path):
+                for operation in operations.values():
+                    operation["security"] = [{"apiKey": []}]
+                    operation.setdefault("responses", {})["401"] = unauthorized
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
