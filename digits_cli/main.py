@@ -129,11 +129,12 @@ def _add_serve(sub: Subcommands) -> None:
 
 def _add_load_tools(sub: Subcommands) -> None:
     try:
-        from loadtest.cli import add_benchmark, add_loadtest
+        from loadtest.cli import add_benchmark, add_loadtest, add_soak
     except ImportError:  # not installed here (the gateway image)
         return
     add_loadtest(sub)
     add_benchmark(sub)
+    add_soak(sub)
 
 
 COMMANDS: list[Callable[[Subcommands], None]] = [

@@ -7,10 +7,10 @@ task per batch the backend takes at once (``max_batches_in_flight``): each takes
 awaits its result and goes straight on to the next, with no hop through the event loop
 in between.
 
-Admission is by time, not count: every request has a deadline (by default ``max_queue_wait`` after it is
-queued). One whose expected wait, from the model's measured throughput, would pass its deadline is
-answered ``queue_full`` (503 with Retry-After) at once; one still queued at its deadline is answered
-the same and never run late. A full queue (``max_queue_images``) is the last bound.
+Admission is by time, not count: a request may wait ``max_queue_wait`` for the model (its deadline).
+One whose expected wait, from the model's measured throughput, is longer is answered ``queue_full``
+(503 with Retry-After) at once; one still queued at its deadline is answered the same and never run
+late. A full queue (``max_queue_images``) is the last bound.
 On ``stop`` everything already queued is still served before the worker exits.
 """
 
@@ -59,7 +59,7 @@ class Batcher:
         self.max_wait_seconds = max_wait_seconds
         self.max_queue_images = max_queue_images
         self.max_queue_wait_seconds = max_queue_wait_seconds
-        self.throughput = Throughput(backend.max_batches_in_flight)
+        self.throughput = Throughput(max_batch_size, backend.max_batches_in_flight)
         self._retry_after = str(retry_after_seconds)
         self._queue: deque[_Pending] = deque()
         self._queued_images = 0
@@ -78,12 +78,9 @@ class Batcher:
         self._arrived.set()
         await asyncio.gather(*self._workers)
 
-    def deadline_from(self, arrived: float) -> float:
-        """The latest ``time.perf_counter()`` at which a request that arrived at ``arrived`` may start."""
-        return arrived + self.max_queue_wait_seconds
-
-    def admit(self, deadline: float, images: int = 0) -> None:
-        """Raise ``queue_full`` now when ``images`` more could not start before ``deadline``."""
+    def admit(self, images: int = 0) -> None:
+        """Raise now when ``images`` more could not start within ``max_queue_wait``: ``queue_full`` (503
+        with Retry-After), or ``not_ready`` while shutting down."""
         if self._closing:
             raise ApiError(
                 ErrorCode.not_ready, "the server is shutting down", headers={"Retry-After": self._retry_after}
@@ -91,7 +88,7 @@ class Batcher:
         if self._queued_images + images > self.max_queue_images:
             raise self._queue_full(f"the queue is full ({self._queued_images} images waiting)")
         expected_wait = self.throughput.seconds_to_serve(self._queued_images)
-        if time.perf_counter() + expected_wait > deadline:
+        if expected_wait > self.max_queue_wait_seconds:
             raise self._queue_full(
                 f"the model is busy: {self._queued_images} images wait about {expected_wait * 1000:.0f} ms, "
                 f"longer than the {self.max_queue_wait_seconds * 1000:.0f} ms a request may wait"
@@ -100,15 +97,12 @@ class Batcher:
     def _queue_full(self, why: str) -> ApiError:
         return ApiError(ErrorCode.queue_full, f"{why}; retry shortly", headers={"Retry-After": self._retry_after})
 
-    async def submit(self, inputs: np.ndarray, layers: frozenset[str], deadline: float | None = None) -> BatchOutput:
-        """Queue ``inputs`` (float32 ``[n, 1, 28, 28]``) and wait for their share of a batch (with ``layers``).
-
-        ``deadline`` (``time.perf_counter()`` time; default: ``max_queue_wait`` from now) is when the batch
-        must have started; see the module's docstring."""
+    async def submit(self, inputs: np.ndarray, layers: frozenset[str]) -> BatchOutput:
+        """Queue ``inputs`` (float32 ``[n, 1, 28, 28]``) and wait for their share of a batch (with ``layers``);
+        refused at once, or answered at its deadline, as the module's docstring says."""
         n = int(inputs.shape[0])
-        if deadline is None:
-            deadline = self.deadline_from(time.perf_counter())
-        self.admit(deadline, n)
+        self.admit(n)
+        deadline = time.perf_counter() + self.max_queue_wait_seconds
         pending = _Pending(inputs, layers, asyncio.get_running_loop().create_future(), deadline)
         self._queue.append(pending)
         self._queued_images += n

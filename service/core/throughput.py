@@ -1,37 +1,52 @@
-"""How fast the model serves images when it is busy, measured from the batches it actually ran."""
+"""How long the model takes for a batch, learnt from the batches it actually ran, and so how long a queue waits."""
 
 from __future__ import annotations
 
+import math
+
 
 class Throughput:
-    """Images per second over recent batches (exponentially weighted), and the time a queue takes to drain.
+    """A batch of ``n`` images takes ``overhead + n * per_image`` seconds, fitted by least squares over recent
+    batches (exponentially weighted). A small batch costs mostly its overhead, so a rate taken from small
+    batches alone would make a queue look many times slower to drain than the full batches it becomes."""
 
-    Sums of images and of seconds are smoothed separately, so that one tiny batch (with its fixed
-    overhead) does not swing the rate as much as a full one carries it.
-    """
-
-    def __init__(self, parallel_batches: int = 1, smoothing: float = 0.2) -> None:
+    def __init__(self, max_batch_size: int, parallel_batches: int = 1, smoothing: float = 0.1) -> None:
+        self._max_batch_size = max_batch_size
         self._parallel = parallel_batches
         self._smoothing = smoothing
-        self._images = 0.0
-        self._seconds = 0.0
+        self._batches = 0
+        # Weighted means of n, t, n*n and n*t.
+        self._n = self._t = self._nn = self._nt = 0.0
 
     def record(self, images: int, seconds: float) -> None:
-        if self._seconds == 0.0:
-            self._images, self._seconds = float(images), seconds
-            return
-        a = self._smoothing
-        self._images += a * (images - self._images)
-        self._seconds += a * (seconds - self._seconds)
+        a = 1.0 if self._batches == 0 else self._smoothing
+        self._batches += 1
+        self._n += a * (images - self._n)
+        self._t += a * (seconds - self._t)
+        self._nn += a * (images * images - self._nn)
+        self._nt += a * (images * seconds - self._nt)
+
+    def batch_seconds(self, images: int) -> float:
+        """Expected time of one batch of ``images`` (0 before any batch ran)."""
+        if self._batches == 0:
+            return 0.0
+        spread = self._nn - self._n * self._n
+        per_image = (self._nt - self._n * self._t) / spread if spread > 0.25 else -1.0
+        overhead = self._t - per_image * self._n
+        if per_image < 0 or overhead < 0:  # too little spread in sizes to tell: assume no overhead
+            per_image, overhead = self._t / max(self._n, 1.0), 0.0
+        return overhead + per_image * images
 
     @property
     def images_per_second(self) -> float | None:
-        """None until a batch has run."""
-        if self._seconds <= 0.0:
-            return None
-        return self._parallel * self._images / self._seconds
+        """At full batches; None until a batch has run."""
+        full = self.batch_seconds(self._max_batch_size)
+        return self._parallel * self._max_batch_size / full if full > 0 else None
 
     def seconds_to_serve(self, images: int) -> float:
-        """Expected time until ``images`` queued now have been taken by the model (0 before any measurement)."""
-        rate = self.images_per_second
-        return images / rate if rate else 0.0
+        """Expected time until ``images`` queued now have all been taken by the model, in full batches."""
+        if images <= 0:
+            return 0.0
+        full, rest = divmod(images, self._max_batch_size)
+        seconds = full * self.batch_seconds(self._max_batch_size) + (self.batch_seconds(rest) if rest else 0.0)
+        return seconds / self._parallel if math.isfinite(seconds) else 0.0

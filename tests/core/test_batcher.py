@@ -151,7 +151,7 @@ async def test_a_request_that_would_wait_past_its_deadline_is_refused_at_once() 
     batcher.start()
     await batcher.submit(images(2, 0), NONE)  # one full batch measures the rate
     assert batcher.throughput.images_per_second == pytest.approx(40, rel=0.3)
-    queued = [asyncio.ensure_future(batcher.submit(images(1, s), NONE)) for s in range(8)]  # ~200 ms of work
+    queued = [asyncio.ensure_future(batcher.submit(images(1, s), NONE)) for s in range(12)]  # ~300 ms of work
     await asyncio.sleep(0)
     started = time.perf_counter()
     with pytest.raises(ApiError) as refused:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -82,12 +81,10 @@ REQUEST_BODY = {
     openapi_extra=REQUEST_BODY,
 )
 async def predict(request: Request) -> JSONBytesResponse:
-    arrived = time.perf_counter()
     gateway = gateway_of(request)  # not a dependency: on this hot path the solver's ~30 us are 10 % of the CPU
     if not gateway.loaded:
         raise ApiError(ErrorCode.not_ready, "the model is still loading", headers={"Retry-After": "1"})
-    deadline = gateway.batcher.deadline_from(arrived)
-    gateway.batcher.admit(deadline)  # under overload, refuse before reading and decoding the body
+    gateway.batcher.admit()  # under overload, refuse before reading and decoding the body
     pipeline = gateway.pipeline
     options, inputs = await read_predict_request(request, pipeline.limits)
     layers = pipeline.layers(options.features)
@@ -95,7 +92,7 @@ async def predict(request: Request) -> JSONBytesResponse:
         batch = await run_in_threadpool(pipeline.prepare, inputs, options.preprocess)
     else:
         batch = pipeline.prepare(inputs, options.preprocess)
-    output = await gateway.batcher.submit(batch, frozenset(layers), deadline)
+    output = await gateway.batcher.submit(batch, frozenset(layers))
     items = pipeline.predictions(output, options, layers)
     gateway.count_predictions(item["label"] for item in items)
     return JSONBytesResponse(pipeline.body(items))
