@@ -37,9 +37,8 @@ class Settings(BaseSettings):
     # instead of a reset (nginx's lingering close); bounded in bytes and time.
     linger_max_bytes: int = Field(16 * 1024 * 1024, ge=0, description="request bytes drained after a refusal")
     linger_seconds: float = Field(5.0, ge=0, description="how long a refused request's body is drained")
-    # Slow clients: a connection that has not sent its request head in this time is closed.
+    # Slow clients (slowloris): a connection that has not sent its request head in this time is closed.
     header_timeout_seconds: float = Field(10.0, gt=0, description="time allowed for a request's head")
-    max_connections: int | None = Field(None, ge=1, description="open connections per worker before 503 (none)")
 
     # Access.
     api_keys_file: Path | None = Field(None, description="sha256 hashes of the API keys; unset: no keys needed")
