@@ -118,13 +118,17 @@ class SoakReport:
         return {key: sum(getattr(sample, key) for sample in self.samples) for key in keys}
 
     def growth_after_warmup(self) -> dict[str, float]:
-        """RSS and open descriptors at the end against the first reading after the warm-up, as a fraction."""
+        """Growth after the warm-up, as a fraction: RSS at the end against the first reading; open descriptors
+        as the lowest count of the second half against the lowest of the first (each reading also counts the
+        load's connections still open at that moment, which come and go; a leak raises the floor)."""
         warm = [s for s in self.samples if s.seconds >= self.warmup_seconds] or self.samples[-1:]
         first, last = warm[0], self.samples[-1]
+        half = max(len(warm) // 2, 1)
+        early_fds, late_fds = min(s.open_fds for s in warm[:half]), min(s.open_fds for s in warm[-half:])
         return {
             "rss": (last.rss_mib - first.rss_mib) / first.rss_mib,
             "rss_max": (max(s.rss_mib for s in warm) - first.rss_mib) / first.rss_mib,
-            "open_fds": (last.open_fds - first.open_fds) / max(first.open_fds, 1),
+            "open_fds": (late_fds - early_fds) / max(early_fds, 1),
         }
 
     def to_json(self) -> bytes:
