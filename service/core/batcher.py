@@ -48,7 +48,7 @@ class Batcher:
         max_batch_size: int,
         max_wait_seconds: float,
         max_queue_images: int,
-        max_queue_wait_seconds: float = 0.1,
+        max_queue_wait_seconds: float = 0.5,
         retry_after_seconds: int = 1,
     ) -> None:
         if max_queue_images < max_batch_size:

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     max_queue_images: int = Field(2048, ge=1, description="images waiting for the model before 503")
     retry_after_seconds: int = Field(1, ge=1)
     max_queue_wait_ms: float = Field(
-        100.0, gt=0, description="longest a request may wait for the model: 503 queue_full when it would wait longer"
+        500.0, gt=0, description="longest a request may wait for the model: 503 queue_full when it would wait longer"
     )
     # A body refused early is read and dropped before the connection closes, so the client reads the 413
     # instead of a reset (nginx's lingering close); bounded in bytes and time.
