@@ -9,7 +9,6 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psutil
@@ -19,26 +18,16 @@ from loadtest.open_loop import LoadResult, open_loop
 from loadtest.samples import load_samples
 from loadtest.workloads import Workload, predict_requests
 from ops.local_servers import ServerProcess, wait_until_ready
-from ops.torchserve.archive import build_archive
-from ops.torchserve.launcher import TorchServe, TorchServeConfig
+from ops.torchserve.launcher import TorchServe
+from tests.backends.conftest import torchserve_env
 from tests.servers import gateway_process
 
 TIMEOUT_SECONDS = 5  # the gateway's TorchServe timeout here: a hang would show as a 504 after this long
 
 
 @pytest.fixture(scope="module")
-def torchserve(artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorchServe]:
-    mar = build_archive(artifact, tmp_path_factory.mktemp("model-store"))
-    config = TorchServeConfig.on_free_ports(mar, tmp_path_factory.mktemp("torchserve-logs"), workers=2)
-    with TorchServe(config) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def ts_gateway(torchserve: TorchServe, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = {"DIGITS_BACKEND": "torchserve", "DIGITS_TORCHSERVE_URL": torchserve.inference_url,
-           "DIGITS_TORCHSERVE_MANAGEMENT_URL": torchserve.management_url,
-           "DIGITS_TORCHSERVE_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS)}  # fmt: skip
+    env = torchserve_env(torchserve, DIGITS_TORCHSERVE_TIMEOUT_SECONDS=str(TIMEOUT_SECONDS))
     with gateway_process(tmp_path_factory.mktemp("ts-gateway"), env) as server:
         yield server
 
