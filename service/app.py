@@ -45,7 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if api_keys is not None:
-            with suppress(ValueError, RuntimeError, NotImplementedError):  # only the main thread's loop can
+            # Only a loop in the main thread takes signal handlers (not the test client's, for one).
+            with suppress(ValueError, RuntimeError, NotImplementedError):
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, api_keys.reload)
         await gateway.start()
         try:
