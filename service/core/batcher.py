@@ -17,8 +17,10 @@ On ``stop`` everything already queued is still served before the worker exits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +68,9 @@ class Batcher:
         self._arrived = asyncio.Event()
         self._closing = False
         self._workers: list[asyncio.Task[None]] = []
+        self._running_ends: list[float] = []  # when each batch now running is expected to end
+        self._arriving = 0  # requests admitted and being read, not queued yet
+        self._images_per_request = 1.0  # recent average
 
     def start(self) -> None:
         self._workers = [
@@ -87,12 +92,25 @@ class Batcher:
             )
         if self._queued_images + images > self.max_queue_images:
             raise self._queue_full(f"the queue is full ({self._queued_images} images waiting)")
-        expected_wait = self.throughput.seconds_to_serve(self._queued_images)
+        ahead = self._queued_images + round(self._arriving * self._images_per_request)
+        expected_wait = self._running_remainder() + self.throughput.seconds_to_serve(ahead)
         if expected_wait > self.max_queue_wait_seconds:
             raise self._queue_full(
-                f"the model is busy: {self._queued_images} images wait about {expected_wait * 1000:.0f} ms, "
+                f"the model is busy: {ahead} images wait about {expected_wait * 1000:.0f} ms, "
                 f"longer than the {self.max_queue_wait_seconds * 1000:.0f} ms a request may wait"
             )
+
+    @contextlib.contextmanager
+    def arrival(self) -> Iterator[None]:
+        """Around reading and preparing a request, before ``submit``: admitted first (refused before its body
+        is read), then counted as images on their way, so that requests admitted together do not all count
+        on the same short queue."""
+        self.admit()
+        self._arriving += 1
+        try:
+            yield
+        finally:
+            self._arriving -= 1
 
     def _queue_full(self, why: str) -> ApiError:
         return ApiError(ErrorCode.queue_full, f"{why}; retry shortly", headers={"Retry-After": self._retry_after})
@@ -102,6 +120,7 @@ class Batcher:
         refused at once, or answered at its deadline, as the module's docstring says."""
         n = int(inputs.shape[0])
         self.admit(n)
+        self._images_per_request += 0.1 * (n - self._images_per_request)
         deadline = time.perf_counter() + self.max_queue_wait_seconds
         pending = _Pending(inputs, layers, asyncio.get_running_loop().create_future(), deadline)
         self._queue.append(pending)
@@ -120,9 +139,10 @@ class Batcher:
                 continue
             await self._fill_or_timeout()
             if self._queue:  # another worker may have taken it meanwhile
-                batch = self._take_batch()
+                taken_at = time.perf_counter()
+                batch = self._take_batch(taken_at)
                 if batch:
-                    await self._serve(batch)
+                    await self._serve(batch, taken_at)
 
     async def _fill_or_timeout(self) -> None:
         deadline = self._queue[0].enqueued_at + self.max_wait_seconds
@@ -136,8 +156,8 @@ class Batcher:
             except TimeoutError:
                 return
 
-    def _take_batch(self) -> list[_Pending]:
-        self._drop_expired()
+    def _take_batch(self, now: float) -> list[_Pending]:
+        self._drop_expired(now)
         batch: list[_Pending] = []
         size = 0
         while self._queue and size + len(self._queue[0].inputs) <= self.max_batch_size:
@@ -150,10 +170,9 @@ class Batcher:
         self._metrics.queue_depth.set(self._queued_images)
         return batch
 
-    def _drop_expired(self) -> None:
+    def _drop_expired(self, now: float) -> None:
         """Answer the queued requests whose deadline has passed instead of running them late. Deadlines
         follow arrival order (a fixed wait after arrival), so the expired ones are at the head."""
-        now = time.perf_counter()
         while self._queue and self._queue[0].deadline < now:
             pending = self._queue.popleft()
             self._queued_images -= len(pending.inputs)
@@ -161,12 +180,20 @@ class Batcher:
                 waited = (now - pending.enqueued_at) * 1000
                 pending.future.set_exception(self._queue_full(f"waited {waited:.0f} ms for the model"))
 
-    async def _serve(self, batch: list[_Pending]) -> None:
-        started = time.perf_counter()
+    def _running_remainder(self) -> float:
+        """How long until the model can take the next batch: 0 while a batch slot is free, else until the
+        running batch expected to end first ends."""
+        if len(self._running_ends) < self._backend.max_batches_in_flight:
+            return 0.0
+        return max(0.0, min(self._running_ends) - time.perf_counter())
+
+    async def _serve(self, batch: list[_Pending], started: float) -> None:
         for pending in batch:
             self._metrics.queue_wait.observe(started - pending.enqueued_at)
         inputs = batch[0].inputs if len(batch) == 1 else np.concatenate([p.inputs for p in batch])
         self._metrics.batch_size.observe(len(inputs))
+        expected_end = started + self.throughput.batch_seconds(len(inputs))
+        self._running_ends.append(expected_end)
         try:
             output = await self._backend.predict(inputs, frozenset().union(*(p.layers for p in batch)))
         except Exception as exc:
@@ -175,6 +202,7 @@ class Batcher:
                     pending.future.set_exception(exc)
             return
         finally:
+            self._running_ends.remove(expected_end)
             seconds = time.perf_counter() - started
             self._metrics.inference_duration.observe(seconds)
             self.throughput.record(len(inputs), seconds)

@@ -84,14 +84,14 @@ async def predict(request: Request) -> JSONBytesResponse:
     gateway = gateway_of(request)  # not a dependency: on this hot path the solver's ~30 us are 10 % of the CPU
     if not gateway.loaded:
         raise ApiError(ErrorCode.not_ready, "the model is still loading", headers={"Retry-After": "1"})
-    gateway.batcher.admit()  # under overload, refuse before reading and decoding the body
     pipeline = gateway.pipeline
-    options, inputs = await read_predict_request(request, pipeline.limits)
-    layers = pipeline.layers(options.features)
-    if _encoded_bytes(inputs) > OFFLOAD_BYTES:
-        batch = await run_in_threadpool(pipeline.prepare, inputs, options.preprocess)
-    else:
-        batch = pipeline.prepare(inputs, options.preprocess)
+    with gateway.batcher.arrival():  # under overload, refused before its body is read and decoded
+        options, inputs = await read_predict_request(request, pipeline.limits)
+        layers = pipeline.layers(options.features)
+        if _encoded_bytes(inputs) > OFFLOAD_BYTES:
+            batch = await run_in_threadpool(pipeline.prepare, inputs, options.preprocess)
+        else:
+            batch = pipeline.prepare(inputs, options.preprocess)
     output = await gateway.batcher.submit(batch, frozenset(layers))
     items = pipeline.predictions(output, options, layers)
     gateway.count_predictions(item["label"] for item in items)
