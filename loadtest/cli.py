@@ -185,7 +185,8 @@ def _soak(args: argparse.Namespace) -> int:
         print(f"digits soak: {exc}", file=sys.stderr)
         return 2
     totals = report.totals()
-    return 1 if totals["server_errors"] or totals["timeouts"] or totals["unexpected"] else 0
+    failed = totals["refused_busy"] + totals["server_errors"] + totals["timeouts"] + totals["unexpected"]
+    return 1 if failed else 0
 
 
 def add_soak(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -194,8 +195,8 @@ def add_soak(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="a long open-loop run of mixed and bad requests; reports memory, descriptors, 5xx and timeouts",
         description="Send JSON pixels, PNG uploads, feature-map requests and bad inputs at a constant rate (by "
         "default 70 %% of the capacity measured first with the same mix) and print, every few seconds, the "
-        "gateway's resident memory and open file descriptors with the answers so far. Exit 1 on any 5xx, "
-        "timeout or unexpected answer.",
+        "gateway's resident memory and open file descriptors with the answers so far. Exit 1 on any 5xx "
+        "(503 busy refusals with Retry-After included), timeout or unexpected answer.",
     )
     parser.add_argument("--url", help="a running gateway (default: start one with the DIGITS_* settings)")
     parser.add_argument("--pid", type=int, help="the process id of the gateway at --url")

@@ -29,7 +29,7 @@ from loadtest.workloads import MULTIPART_BOUNDARY, HttpRequest, Workload, predic
 from ops.local_servers import LOOPBACK, ServerProcess, free_port
 
 BAD_KINDS = frozenset({"not-json", "blank-png", "wrong-type"})
-TABLE_HEADER = "seconds  rss MiB  fds    sent     ok  bad 4xx  5xx  timeouts  unexpected"
+TABLE_HEADER = "seconds  rss MiB  fds    sent     ok  bad 4xx  busy 503  other 5xx  timeouts  unexpected"
 
 
 def soak_mix(samples: Sequence[Sample]) -> list[tuple[str, HttpRequest]]:
@@ -84,7 +84,8 @@ class SoakSample:
     sent: int = 0
     ok: int = 0
     refused_bad: int = 0  # bad inputs answered 4xx, as they must be
-    server_errors: int = 0  # 5xx
+    refused_busy: int = 0  # 503 with Retry-After: the server's admission refused it under load
+    server_errors: int = 0  # any other 5xx
     timeouts: int = 0
     failures: int = 0  # connection errors other than timeouts
     unexpected: int = 0  # a good request not answered 200 (and not 5xx), or a bad one not 4xx
@@ -96,6 +97,8 @@ class SoakSample:
             if status is None:
                 self.timeouts += outcome.failure == "timeout"
                 self.failures += outcome.failure != "timeout"
+            elif status == 503 and outcome.retry_after is not None:
+                self.refused_busy += 1
             elif status >= 500:
                 self.server_errors += 1
             elif bad and 400 <= status < 500:
@@ -114,7 +117,7 @@ class SoakReport:
     samples: list[SoakSample] = field(default_factory=list)
 
     def totals(self) -> dict[str, int]:
-        keys = ("sent", "ok", "refused_bad", "server_errors", "timeouts", "failures", "unexpected")
+        keys = ("sent", "ok", "refused_bad", "refused_busy", "server_errors", "timeouts", "failures", "unexpected")
         return {key: sum(getattr(sample, key) for sample in self.samples) for key in keys}
 
     def growth_after_warmup(self) -> dict[str, float]:
@@ -146,7 +149,7 @@ class SoakReport:
     def row(s: SoakSample) -> str:
         return (
             f"{s.seconds:7.0f}  {s.rss_mib:7.1f}  {s.open_fds:3d}  {s.sent:6d}  {s.ok:5d}  {s.refused_bad:7d}  "
-            f"{s.server_errors:3d}  {s.timeouts:8d}  {s.unexpected:10d}"
+            f"{s.refused_busy:8d}  {s.server_errors:9d}  {s.timeouts:8d}  {s.unexpected:10d}"
         )
 
     def table(self) -> str:
@@ -157,7 +160,8 @@ class SoakReport:
             + (f" ({self.rate / self.capacity:.0%} of {self.capacity:.0f} req/s measured)" if self.capacity else "")
             + f"; after {self.warmup_seconds:.0f} s of warm-up: RSS {growth['rss']:+.1%} "
             f"(peak {growth['rss_max']:+.1%}),"
-            f" open descriptors {growth['open_fds']:+.1%}; {totals['server_errors']} x 5xx, {totals['timeouts']} "
+            f" open descriptors {growth['open_fds']:+.1%}; {totals['refused_busy']} x 503 busy (Retry-After), "
+            f"{totals['server_errors']} x other 5xx, {totals['timeouts']} "
             f"timeouts, {totals['failures']} connection errors, {totals['unexpected']} unexpected answers"
         )
         return "\n".join(lines)
