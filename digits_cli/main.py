@@ -79,6 +79,21 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api_key(args: argparse.Namespace) -> int:
+    from service.core.api_keys import new_key
+
+    key, line = new_key(args.name)
+    print(f"key (give it to the client; it is not stored anywhere): {key}")
+    print(f"line for DIGITS_API_KEYS_FILE: {line}")
+    return 0
+
+
+def _add_api_key(sub: Subcommands) -> None:
+    parser = sub.add_parser("api-key", help="make a new API key and print it with its line for DIGITS_API_KEYS_FILE")
+    parser.add_argument("--name", default="", help="who the key is for (logged; the key never is)")
+    parser.set_defaults(handler=_api_key)
+
+
 def _add_train(sub: Subcommands) -> None:
     parser = sub.add_parser("train", help="train the ConvNet on MNIST and export TorchScript + model card")
     parser.add_argument("--data-dir", type=Path, help="MNIST directory (default: $DIGITS_DATA_DIR)")
@@ -114,17 +129,19 @@ def _add_serve(sub: Subcommands) -> None:
 
 def _add_load_tools(sub: Subcommands) -> None:
     try:
-        from loadtest.cli import add_benchmark, add_loadtest
+        from loadtest.cli import add_benchmark, add_loadtest, add_soak
     except ImportError:  # not installed here (the gateway image)
         return
     add_loadtest(sub)
     add_benchmark(sub)
+    add_soak(sub)
 
 
 COMMANDS: list[Callable[[Subcommands], None]] = [
     _add_train,
     _add_evaluate,
     _add_serve,
+    _add_api_key,
     _add_monitor,
     _add_load_tools,
     _add_export_mar,

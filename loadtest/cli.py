@@ -166,3 +166,47 @@ def add_benchmark(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     parser.add_argument("--log-dir", type=Path, help="where server logs go (default: a new temporary folder)")
     parser.set_defaults(handler=_benchmark)
+
+
+def _soak(args: argparse.Namespace) -> int:
+    from loadtest.soak import run_soak
+
+    try:
+        report = run_soak(
+            url=args.url,
+            pid=args.pid,
+            seconds=args.seconds,
+            fraction=args.fraction,
+            rate=args.rate,
+            sample_seconds=args.sample_seconds,
+            warmup_seconds=args.warmup,
+            log_dir=args.log_dir,
+            out=args.out,
+        )
+    except ValueError as exc:
+        print(f"digits soak: {exc}", file=sys.stderr)
+        return 2
+    totals = report.totals()
+    failed = totals["refused_busy"] + totals["server_errors"] + totals["timeouts"] + totals["unexpected"]
+    return 1 if failed else 0
+
+
+def add_soak(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser(
+        "soak",
+        help="a long open-loop run of mixed and bad requests; reports memory, descriptors, 5xx and timeouts",
+        description="Send JSON pixels, PNG uploads, feature-map requests and bad inputs at a constant rate (by "
+        "default 70 %% of the capacity measured first with the same mix) and print, every few seconds, the "
+        "gateway's resident memory and open file descriptors with the answers so far. Exit 1 on any 5xx "
+        "(503 busy refusals with Retry-After included), timeout or unexpected answer.",
+    )
+    parser.add_argument("--url", help="a running gateway (default: start one with the DIGITS_* settings)")
+    parser.add_argument("--pid", type=int, help="the process id of the gateway at --url")
+    parser.add_argument("--seconds", type=float, default=600, help="how long (default: %(default)s)")
+    parser.add_argument("--fraction", type=float, default=0.7, help="of the measured capacity (default: %(default)s)")
+    parser.add_argument("--rate", type=float, help="requests a second instead (no capacity measurement)")
+    parser.add_argument("--sample-seconds", type=float, default=5, help="between readings (default: %(default)s)")
+    parser.add_argument("--warmup", type=float, default=60, help="seconds before growth counts (default: %(default)s)")
+    parser.add_argument("--out", type=Path, help="write the readings as JSON here")
+    parser.add_argument("--log-dir", type=Path, default=Path("build/soak"), help="the started gateway's log")
+    parser.set_defaults(handler=_soak)

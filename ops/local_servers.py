@@ -35,16 +35,22 @@ class NotReadyError(RuntimeError):
 
 
 def wait_until_ready(
-    url: str, timeout: float, process: subprocess.Popen[bytes] | None = None, poll_seconds: float = 0.2
+    url: str,
+    timeout: float,
+    process: subprocess.Popen[bytes] | None = None,
+    poll_seconds: float = 0.2,
+    headers: Mapping[str, str] | None = None,
 ) -> None:
-    """Poll ``url`` until it answers 200; fail at once when ``process`` has exited."""
+    """Poll ``url`` (with ``headers``) until it answers 200; fail at once when ``process`` has exited."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise NotReadyError(f"{process.args!r} exited with {process.returncode} before {url} was ready")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(
+                urllib.request.Request(url, headers=dict(headers or {})), timeout=2
+            ) as response:
                 if response.status == 200:
                     return
         except urllib.error.HTTPError as exc:

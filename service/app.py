@@ -3,19 +3,26 @@ with its routes, pages, middleware and error map."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from service.backends.embedded import EmbeddedBackend
+from service.core.api_keys import ApiKeys
 from service.core.backend import Backend
+from service.core.errors import ErrorCode
 from service.core.gateway import Gateway
 from service.core.oip.metadata import ServedModel
 from service.core.settings import Settings, get_settings
+from service.http.auth import ApiKeyMiddleware, document_api_keys, protected_paths
 from service.http.error_handlers import install_error_handlers
 from service.http.middleware import BodySizeLimitMiddleware, MetricsMiddleware
 from service.http.routes import health, models, predict, v2
+from service.http.security_headers import SecurityHeadersMiddleware
 from service.ui import pages
 
 DESCRIPTION = """Handwritten digit recognition. POST images (multipart or JSON) to `/v1/predict`
@@ -36,9 +43,14 @@ def build_backend(settings: Settings) -> Backend:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     gateway = Gateway.create(settings, build_backend(settings))
+    api_keys = ApiKeys(settings.api_keys_file) if settings.api_keys_file else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if api_keys is not None:
+            # Only a loop in the main thread takes signal handlers (not the test client's, for one).
+            with suppress(ValueError, RuntimeError, NotImplementedError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, api_keys.reload)
         await gateway.start()
         try:
             yield
@@ -55,8 +67,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.gateway = gateway
     app.state.served_model = ServedModel(gateway.card)
-    install_error_handlers(app, on_error=lambda code: gateway.metrics.errors.labels(code=code.value).inc())
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+
+    def count_error(code: ErrorCode) -> None:
+        gateway.metrics.errors.labels(code=code.value).inc()
+
+    install_error_handlers(app, on_error=count_error)
+    # Added innermost first: a request meets metrics, security headers, CORS, the body limit, then the key check.
+    if api_keys is not None:
+        protected = protected_paths(settings.auth_metrics)
+        app.add_middleware(ApiKeyMiddleware, keys=api_keys, protected=protected, on_error=count_error)
+        document_api_keys(app, protected)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        linger_max_bytes=settings.linger_max_bytes,
+        linger_seconds=settings.linger_seconds,
+        on_error=count_error,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=gateway.metrics)
     for router in (predict.router, models.router, health.router, v2.router, pages.router):
         app.include_router(router)

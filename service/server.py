@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ import uvicorn
 from service.app import create_app
 from service.core.metrics import MULTIPROCESS_DIR_VARIABLE
 from service.core.settings import Settings
+from service.http.header_timeout import HeaderTimeoutProtocol
 
 
 def run_gateway(settings: Settings) -> None:
@@ -28,6 +31,7 @@ def run_gateway(settings: Settings) -> None:
         "access_log": False,
         "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
         "log_level": "info",
+        "http": functools.partial(HeaderTimeoutProtocol, header_timeout=settings.header_timeout_seconds),
     }
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
@@ -40,7 +44,10 @@ def run_gateway(settings: Settings) -> None:
 def settings_environment(settings: Settings) -> dict[str, str]:
     """``DIGITS_*`` variables that make ``Settings()`` in another process equal ``settings``."""
     values = settings.model_dump(mode="json", exclude_none=True)
-    return {f"DIGITS_{name.upper()}": str(value) for name, value in values.items()}
+    return {
+        f"DIGITS_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
+        for name, value in values.items()
+    }
 
 
 @contextmanager

@@ -5,16 +5,22 @@ until the batch is full; when the model is idle it waits at most ``max_wait`` fo
 to arrive, and while the model is busy the next batch fills up by itself. One worker
 task per batch the backend takes at once (``max_batches_in_flight``): each takes a batch,
 awaits its result and goes straight on to the next, with no hop through the event loop
-in between. A full queue
-answers ``queue_full`` (503 with Retry-After) instead of letting latency grow unbounded.
+in between.
+
+Admission is by time, not count: a request may wait ``max_queue_wait`` for the model (its deadline).
+One whose expected wait, from the model's measured throughput, is longer is answered ``queue_full``
+(503 with Retry-After) at once; one still queued at its deadline is answered the same and never run
+late. A full queue (``max_queue_images``) is the last bound.
 On ``stop`` everything already queued is still served before the worker exits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +28,7 @@ import numpy as np
 from service.core.backend import Backend
 from service.core.errors import ApiError, ErrorCode
 from service.core.metrics import Metrics
+from service.core.throughput import Throughput
 from service.core.types import BatchOutput
 
 
@@ -30,6 +37,7 @@ class _Pending:
     inputs: np.ndarray
     layers: frozenset[str]
     future: asyncio.Future[BatchOutput]
+    deadline: float
     enqueued_at: float = field(default_factory=time.perf_counter)
 
 
@@ -42,6 +50,7 @@ class Batcher:
         max_batch_size: int,
         max_wait_seconds: float,
         max_queue_images: int,
+        max_queue_wait_seconds: float = 0.5,
         retry_after_seconds: int = 1,
     ) -> None:
         if max_queue_images < max_batch_size:
@@ -51,12 +60,17 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.max_wait_seconds = max_wait_seconds
         self.max_queue_images = max_queue_images
+        self.max_queue_wait_seconds = max_queue_wait_seconds
+        self.throughput = Throughput(max_batch_size, backend.max_batches_in_flight)
         self._retry_after = str(retry_after_seconds)
         self._queue: deque[_Pending] = deque()
         self._queued_images = 0
         self._arrived = asyncio.Event()
         self._closing = False
         self._workers: list[asyncio.Task[None]] = []
+        self._running_ends: list[float] = []  # when each batch now running is expected to end
+        self._arriving = 0  # requests admitted and being read, not queued yet
+        self._images_per_request = 1.0  # recent average
 
     def start(self) -> None:
         self._workers = [
@@ -69,20 +83,46 @@ class Batcher:
         self._arrived.set()
         await asyncio.gather(*self._workers)
 
-    async def submit(self, inputs: np.ndarray, layers: frozenset[str]) -> BatchOutput:
-        """Queue ``inputs`` (float32 ``[n, 1, 28, 28]``) and wait for their share of a batch (with ``layers``)."""
-        n = int(inputs.shape[0])
+    def admit(self, images: int = 0) -> None:
+        """Raise now when ``images`` more could not start within ``max_queue_wait``: ``queue_full`` (503
+        with Retry-After), or ``not_ready`` while shutting down."""
         if self._closing:
             raise ApiError(
                 ErrorCode.not_ready, "the server is shutting down", headers={"Retry-After": self._retry_after}
             )
-        if self._queued_images + n > self.max_queue_images:
-            raise ApiError(
-                ErrorCode.queue_full,
-                f"the queue is full ({self._queued_images} images waiting); retry shortly",
-                headers={"Retry-After": self._retry_after},
+        if self._queued_images + images > self.max_queue_images:
+            raise self._queue_full(f"the queue is full ({self._queued_images} images waiting)")
+        ahead = self._queued_images + round(self._arriving * self._images_per_request)
+        expected_wait = self._running_remainder() + self.throughput.seconds_to_serve(ahead)
+        if expected_wait > self.max_queue_wait_seconds:
+            raise self._queue_full(
+                f"the model is busy: {ahead} images wait about {expected_wait * 1000:.0f} ms, "
+                f"longer than the {self.max_queue_wait_seconds * 1000:.0f} ms a request may wait"
             )
-        pending = _Pending(inputs, layers, asyncio.get_running_loop().create_future())
+
+    @contextlib.contextmanager
+    def arrival(self) -> Iterator[None]:
+        """Around reading and preparing a request, before ``submit``: admitted first (refused before its body
+        is read), then counted as images on their way, so that requests admitted together do not all count
+        on the same short queue."""
+        self.admit()
+        self._arriving += 1
+        try:
+            yield
+        finally:
+            self._arriving -= 1
+
+    def _queue_full(self, why: str) -> ApiError:
+        return ApiError(ErrorCode.queue_full, f"{why}; retry shortly", headers={"Retry-After": self._retry_after})
+
+    async def submit(self, inputs: np.ndarray, layers: frozenset[str]) -> BatchOutput:
+        """Queue ``inputs`` (float32 ``[n, 1, 28, 28]``) and wait for their share of a batch (with ``layers``);
+        refused at once, or answered at its deadline, as the module's docstring says."""
+        n = int(inputs.shape[0])
+        self.admit(n)
+        self._images_per_request += 0.1 * (n - self._images_per_request)
+        deadline = time.perf_counter() + self.max_queue_wait_seconds
+        pending = _Pending(inputs, layers, asyncio.get_running_loop().create_future(), deadline)
         self._queue.append(pending)
         self._queued_images += n
         self._metrics.queue_depth.set(self._queued_images)
@@ -99,7 +139,10 @@ class Batcher:
                 continue
             await self._fill_or_timeout()
             if self._queue:  # another worker may have taken it meanwhile
-                await self._serve(self._take_batch())
+                taken_at = time.perf_counter()
+                batch = self._take_batch(taken_at)
+                if batch:
+                    await self._serve(batch, taken_at)
 
     async def _fill_or_timeout(self) -> None:
         deadline = self._queue[0].enqueued_at + self.max_wait_seconds
@@ -113,25 +156,44 @@ class Batcher:
             except TimeoutError:
                 return
 
-    def _take_batch(self) -> list[_Pending]:
+    def _take_batch(self, now: float) -> list[_Pending]:
+        self._drop_expired(now)
         batch: list[_Pending] = []
         size = 0
         while self._queue and size + len(self._queue[0].inputs) <= self.max_batch_size:
             pending = self._queue.popleft()
             size += len(pending.inputs)
             batch.append(pending)
-        if not batch:  # a single request larger than a batch still gets served, alone
+        if not batch and self._queue:  # a single request larger than a batch still gets served, alone
             batch.append(self._queue.popleft())
         self._queued_images -= sum(len(p.inputs) for p in batch)
         self._metrics.queue_depth.set(self._queued_images)
         return batch
 
-    async def _serve(self, batch: list[_Pending]) -> None:
-        started = time.perf_counter()
+    def _drop_expired(self, now: float) -> None:
+        """Answer the queued requests whose deadline has passed instead of running them late. Deadlines
+        follow arrival order (a fixed wait after arrival), so the expired ones are at the head."""
+        while self._queue and self._queue[0].deadline < now:
+            pending = self._queue.popleft()
+            self._queued_images -= len(pending.inputs)
+            if not pending.future.done():
+                waited = (now - pending.enqueued_at) * 1000
+                pending.future.set_exception(self._queue_full(f"waited {waited:.0f} ms for the model"))
+
+    def _running_remainder(self) -> float:
+        """How long until the model can take the next batch: 0 while a batch slot is free, else until the
+        running batch expected to end first ends."""
+        if len(self._running_ends) < self._backend.max_batches_in_flight:
+            return 0.0
+        return max(0.0, min(self._running_ends) - time.perf_counter())
+
+    async def _serve(self, batch: list[_Pending], started: float) -> None:
         for pending in batch:
             self._metrics.queue_wait.observe(started - pending.enqueued_at)
         inputs = batch[0].inputs if len(batch) == 1 else np.concatenate([p.inputs for p in batch])
         self._metrics.batch_size.observe(len(inputs))
+        expected_end = started + self.throughput.batch_seconds(len(inputs))
+        self._running_ends.append(expected_end)
         try:
             output = await self._backend.predict(inputs, frozenset().union(*(p.layers for p in batch)))
         except Exception as exc:
@@ -140,7 +202,10 @@ class Batcher:
                     pending.future.set_exception(exc)
             return
         finally:
-            self._metrics.inference_duration.observe(time.perf_counter() - started)
+            self._running_ends.remove(expected_end)
+            seconds = time.perf_counter() - started
+            self._metrics.inference_duration.observe(seconds)
+            self.throughput.record(len(inputs), seconds)
         offset = 0
         for pending in batch:
             n = len(pending.inputs)

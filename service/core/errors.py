@@ -46,6 +46,7 @@ class ErrorCode(StrEnum):
     not_ready = "not_ready", 503
     backend_unavailable = "backend_unavailable", 503
     backend_timeout = "backend_timeout", 504
+    unauthorized = "unauthorized", 401
     not_found = "not_found", 404
     method_not_allowed = "method_not_allowed", 405
     internal_error = "internal_error", 500

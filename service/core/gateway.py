@@ -41,6 +41,7 @@ class Gateway:
             max_batch_size=settings.max_batch_size,
             max_wait_seconds=settings.max_batch_wait_ms / 1000,
             max_queue_images=settings.max_queue_images,
+            max_queue_wait_seconds=settings.max_queue_wait_ms / 1000,
             retry_after_seconds=settings.retry_after_seconds,
         )
         metrics.model_info.labels(
@@ -111,6 +112,7 @@ class Gateway:
                 "max_batch_size": s.max_batch_size,
                 "max_batch_wait_ms": s.max_batch_wait_ms,
                 "max_queue_images": s.max_queue_images,
+                "max_queue_wait_ms": s.max_queue_wait_ms,
             },
             "limits": {
                 "max_body_bytes": s.max_body_bytes,

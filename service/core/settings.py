@@ -30,6 +30,20 @@ class Settings(BaseSettings):
     max_images_per_request: int = Field(64, ge=1)
     max_queue_images: int = Field(2048, ge=1, description="images waiting for the model before 503")
     retry_after_seconds: int = Field(1, ge=1)
+    max_queue_wait_ms: float = Field(
+        500.0, gt=0, description="longest a request may wait for the model: 503 queue_full when it would wait longer"
+    )
+    # A body refused early is read and dropped before the connection closes, so the client reads the 413
+    # instead of a reset (nginx's lingering close); bounded in bytes and time.
+    linger_max_bytes: int = Field(16 * 1024 * 1024, ge=0, description="request bytes drained after a refusal")
+    linger_seconds: float = Field(5.0, ge=0, description="how long a refused request's body is drained")
+    # Slow clients (slowloris): a connection that has not sent its request head in this time is closed.
+    header_timeout_seconds: float = Field(10.0, gt=0, description="time allowed for a request's head")
+
+    # Access.
+    api_keys_file: Path | None = Field(None, description="sha256 hashes of the API keys; unset: no keys needed")
+    auth_metrics: bool = Field(False, description="also require a key for /healthz, /readyz and /metrics")
+    cors_origins: list[str] = Field(default_factory=list, description="origins allowed to call the API (CORS)")
 
     # Dynamic batching.
     max_batch_size: int = Field(64, ge=1)

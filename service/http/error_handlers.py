@@ -42,7 +42,7 @@ def install_error_handlers(app: FastAPI, on_error: Callable[[ErrorCode], None]) 
         code = {404: ErrorCode.not_found, 405: ErrorCode.method_not_allowed}.get(exc.status_code)
         if code is None:
             code = ErrorCode.invalid_request if exc.status_code < 500 else ErrorCode.internal_error
-        return respond(request, ApiError(code, str(exc.detail)))
+        return respond(request, ApiError(code, str(exc.detail), headers=dict(exc.headers or {})))  # 405 keeps Allow
 
     async def handle_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)

@@ -1,17 +1,19 @@
-"""The steps every inference route shares after reading its request: a loaded gateway, then the inputs through
-the pipeline (off the event loop when decoding is costly) and the batcher."""
+"""The steps every inference route shares: a loaded gateway, and the inputs through the pipeline (off the event
+loop when decoding is costly). Routes read and prepare inside ``batcher.arrival()``, then ``submit``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from service.core.errors import ApiError, ErrorCode
 from service.core.gateway import Gateway
+from service.core.pipeline import Pipeline
 from service.core.preprocessing import Mode
-from service.core.types import BatchOutput, RawInput
+from service.core.types import RawInput
 from service.http.dependencies import gateway_of
 
 # Decoding this many bytes of images takes milliseconds: do it on a worker thread so the
@@ -27,16 +29,11 @@ def loaded_gateway(request: Request) -> Gateway:
     return gateway
 
 
-async def run_batch(
-    gateway: Gateway, inputs: Sequence[RawInput], preprocess: Mode, layers: Sequence[str]
-) -> BatchOutput:
-    """The inputs decoded, made MNIST fields and normalized, then their share of a batch with ``layers``."""
-    pipeline = gateway.pipeline
+async def prepare_batch(pipeline: Pipeline, inputs: Sequence[RawInput], preprocess: Mode) -> np.ndarray:
+    """The inputs decoded, made MNIST fields and normalized: the batcher's input."""
     if _encoded_bytes(inputs) > OFFLOAD_BYTES:
-        batch = await run_in_threadpool(pipeline.prepare, inputs, preprocess)
-    else:
-        batch = pipeline.prepare(inputs, preprocess)
-    return await gateway.batcher.submit(batch, frozenset(layers))
+        return await run_in_threadpool(pipeline.prepare, inputs, preprocess)
+    return pipeline.prepare(inputs, preprocess)
 
 
 def _encoded_bytes(inputs: Sequence[RawInput]) -> int:

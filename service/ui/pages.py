@@ -20,13 +20,8 @@ from service.ui.history import MetricsHistory
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
-# The pages load nothing from elsewhere: scripts and styles from /static, images inline.
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
-    "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-cache",
-}
+# The security headers (Content-Security-Policy and others) are on every response: service.http.security_headers.
+PAGE_HEADERS = {"Cache-Control": "no-cache"}
 
 
 @contextlib.asynccontextmanager

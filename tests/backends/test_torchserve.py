@@ -14,7 +14,6 @@ import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,33 +24,16 @@ from PIL import Image
 
 from model.mnist import Split
 from ops.local_servers import ServerProcess, wait_until_ready
-from ops.torchserve.archive import build_archive
-from ops.torchserve.launcher import TorchServe, TorchServeConfig
+from ops.torchserve.launcher import TorchServe
 from service.backends.torchserve.client import TorchServeBackend
 from service.core.errors import ApiError, ErrorCode
 from service.core.schemas import PredictResponse
 from service.core.settings import Settings
+from tests.backends.conftest import torchserve_env
 from tests.servers import gateway_process
 from tests.uploads import encode, realistic_upload
 
 ATOL = 1e-5
-
-
-@pytest.fixture(scope="module")
-def torchserve(artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorchServe]:
-    mar = build_archive(artifact, tmp_path_factory.mktemp("model-store"))
-    config = TorchServeConfig.on_free_ports(mar, tmp_path_factory.mktemp("torchserve-logs"), workers=2)
-    with TorchServe(config) as server:
-        yield server
-
-
-def torchserve_env(torchserve: TorchServe, **extra: str) -> dict[str, str]:
-    return {
-        "DIGITS_BACKEND": "torchserve",
-        "DIGITS_TORCHSERVE_URL": torchserve.inference_url,
-        "DIGITS_TORCHSERVE_MANAGEMENT_URL": torchserve.management_url,
-        **extra,
-    }
 
 
 @pytest.fixture(scope="module")

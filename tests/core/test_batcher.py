@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -107,10 +108,12 @@ class SlowRemote(Backend):
     name = "slow-remote"
     device = "remote"
 
-    def __init__(self, max_batches_in_flight: int) -> None:
+    def __init__(self, max_batches_in_flight: int, seconds: float = 0.02) -> None:
         self.max_batches_in_flight = max_batches_in_flight
+        self.seconds = seconds
         self.running = 0
         self.most_running = 0
+        self.images_seen = 0
 
     async def setup(self) -> None: ...
 
@@ -120,7 +123,8 @@ class SlowRemote(Backend):
     async def predict(self, batch: np.ndarray, layers: frozenset[str]) -> BatchOutput:
         self.running += 1
         self.most_running = max(self.most_running, self.running)
-        await asyncio.sleep(0.02)
+        self.images_seen += len(batch)
+        await asyncio.sleep(self.seconds)
         self.running -= 1
         return BatchOutput(np.full((len(batch), 10), 0.1, dtype=np.float32), {})
 
@@ -128,10 +132,48 @@ class SlowRemote(Backend):
 @pytest.mark.parametrize("in_flight", [1, 3])
 async def test_batches_in_flight_follow_the_backend(in_flight: int) -> None:
     remote = SlowRemote(in_flight)
-    batcher = Batcher(remote, Metrics(), max_batch_size=2, max_wait_seconds=0.0, max_queue_images=64)
+    batcher = Batcher(
+        remote, Metrics(), max_batch_size=2, max_wait_seconds=0.0, max_queue_images=64, max_queue_wait_seconds=60
+    )
     batcher.start()
     pending = [asyncio.ensure_future(batcher.submit(images(1, s), NONE)) for s in range(12)]
     await asyncio.sleep(0)
     await batcher.stop()  # also waits for the batches still in flight
     assert all(len(task.result()) == 1 for task in pending)
     assert remote.most_running == in_flight
+
+
+async def test_a_request_that_would_wait_past_its_deadline_is_refused_at_once() -> None:
+    remote = SlowRemote(1, seconds=0.05)  # 2 images per 50 ms: 40 images/s
+    batcher = Batcher(
+        remote, Metrics(), max_batch_size=2, max_wait_seconds=0.0, max_queue_images=64, max_queue_wait_seconds=0.2
+    )
+    batcher.start()
+    await batcher.submit(images(2, 0), NONE)  # one full batch measures the rate
+    assert batcher.throughput.images_per_second == pytest.approx(40, rel=0.3)
+    queued = [asyncio.ensure_future(batcher.submit(images(1, s), NONE)) for s in range(12)]  # ~300 ms of work
+    await asyncio.sleep(0)
+    started = time.perf_counter()
+    with pytest.raises(ApiError) as refused:
+        await batcher.submit(images(1, 9), NONE)
+    assert time.perf_counter() - started < 0.01  # at once, not after waiting
+    assert refused.value.code == ErrorCode.queue_full and refused.value.headers["Retry-After"] == "1"
+    await asyncio.gather(*queued, return_exceptions=True)
+    await batcher.stop()
+
+
+async def test_a_request_still_queued_at_its_deadline_is_answered_503_and_never_run() -> None:
+    remote = SlowRemote(1, seconds=0.3)
+    batcher = Batcher(
+        remote, Metrics(), max_batch_size=1, max_wait_seconds=0.0, max_queue_images=64, max_queue_wait_seconds=0.1
+    )
+    batcher.start()
+    first = asyncio.ensure_future(batcher.submit(images(1, 0), NONE))  # holds the model for 300 ms
+    await asyncio.sleep(0.01)
+    late = asyncio.ensure_future(batcher.submit(images(1, 1), NONE))  # admitted: nothing measured yet
+    assert len(await first) == 1
+    with pytest.raises(ApiError) as expired:
+        await late
+    assert expired.value.code == ErrorCode.queue_full and expired.value.status == 503
+    assert remote.images_seen == 1  # the expired request never reached the model
+    await batcher.stop()

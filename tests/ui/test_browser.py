@@ -31,7 +31,8 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from model.card import ModelCard
-from tests.servers import REPO, ServerProcess
+from service.core.api_keys import new_key
+from tests.servers import REPO, ServerProcess, gateway_process
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -287,3 +288,26 @@ def test_dashboard_charts_recent_traffic(browser: Chrome, gateway: ServerProcess
     assert browser.find_elements(By.CSS_SELECTOR, "#chart-latency path.series")
     assert console_errors(browser) == []
     screenshot(browser, "dashboard.png")
+
+
+def test_the_page_asks_for_a_key_when_the_api_wants_one(browser: Chrome, tmp_path: Path) -> None:
+    key, line = new_key("browser")
+    keys_file = tmp_path / "api-keys"
+    keys_file.write_text(line + "\n")
+    with gateway_process(tmp_path, {"DIGITS_API_KEYS_FILE": str(keys_file)}) as server:
+        # Headless Chromium cannot type into a real prompt: this one records the question and answers the key.
+        answer = f"window.prompts = []; window.prompt = (q) => {{ window.prompts.push(q); return {key!r}; }};"
+        script = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": answer})
+        try:
+            browser.get(f"{server.url}/")
+        finally:
+            browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
+        name = lambda d: t if "digits-convnet" in (t := d.find_element(By.ID, "model-name").text) else None  # noqa: E731
+        wait_until(browser, name, "the model card, fetched with the key")
+        storage = browser.execute_script(
+            "return [window.prompts, sessionStorage.getItem('digits-api-key'), localStorage.length, document.cookie]"
+        )
+        assert storage == [["This server needs an API key:"], key, 0, ""]  # asked once, kept for this tab only
+        draw(browser, browser.find_element(By.ID, "pad"), ONE, interaction.POINTER_MOUSE)
+        label = wait_until(browser, lambda d: d.find_element(By.ID, "label").text.strip("\u2013") or None, "a label")
+        assert label == "1"

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from service.core.schemas import ErrorResponse, PredictOptions, PredictRequest, PredictResponse
-from service.http.inference import loaded_gateway, run_batch
+from service.http.inference import loaded_gateway, prepare_batch
 from service.http.openapi import request_body_schema
 from service.http.requests import read_predict_request
 from service.http.responses import JSONBytesResponse
@@ -21,9 +21,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         413: "body, image or image count over its limit",
         415: "unsupported content type",
         422: "invalid options, pixels or image size",
-        503: "queue full (with Retry-After) or model not ready",
+        503: "the model is too busy to start this request within DIGITS_MAX_QUEUE_WAIT_MS, or not ready "
+        "(both with Retry-After)",
     }.items()
 }
+
 
 REQUEST_BODY = {
     "requestBody": {
@@ -33,7 +35,9 @@ REQUEST_BODY = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                    "properties": {
+                        "file": {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1}
+                    },
                     "required": ["file"],
                 },
                 "encoding": {"file": {"contentType": "image/*"}},
@@ -55,9 +59,11 @@ REQUEST_BODY = {
 async def predict(request: Request) -> JSONBytesResponse:
     gateway = loaded_gateway(request)
     pipeline = gateway.pipeline
-    options, inputs = await read_predict_request(request, pipeline.limits)
-    layers = pipeline.layers(options.features)
-    output = await run_batch(gateway, inputs, options.preprocess, layers)
+    with gateway.batcher.arrival():  # under overload, refused before its body is read and decoded
+        options, inputs = await read_predict_request(request, pipeline.limits)
+        layers = pipeline.layers(options.features)
+        batch = await prepare_batch(pipeline, inputs, options.preprocess)
+    output = await gateway.batcher.submit(batch, frozenset(layers))
     items = pipeline.predictions(output, options, layers)
     gateway.count_predictions(item["label"] for item in items)
     return JSONBytesResponse(pipeline.body(items))

@@ -26,7 +26,7 @@ from service.core.oip.schemas import (
     ServerReady,
 )
 from service.http.dependencies import GatewayDep, gateway_of, require_ready
-from service.http.inference import loaded_gateway, run_batch
+from service.http.inference import loaded_gateway, prepare_batch
 from service.http.openapi import request_body_schema
 from service.http.responses import JSONBytesResponse
 
@@ -119,8 +119,11 @@ async def _model_ready(request: Request, name: str, version: str | None) -> Resp
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     model = _served_model(request, name, version)
     gateway = loaded_gateway(request)
-    inference = read_inference(await request.body(), request.headers.get(HEADER_LENGTH), model, gateway.pipeline.limits)
-    output = await run_batch(gateway, inference.inputs, inference.preprocess, inference.layers)
+    pipeline = gateway.pipeline
+    with gateway.batcher.arrival():  # under overload, refused before its body is read and decoded
+        inference = read_inference(await request.body(), request.headers.get(HEADER_LENGTH), model, pipeline.limits)
+        batch = await prepare_batch(pipeline, inference.inputs, inference.preprocess)
+    output = await gateway.batcher.submit(batch, frozenset(inference.layers))
     answer = write_inference(inference, output, model)
     gateway.count_predictions(answer.labels)
     if answer.header_length is None:

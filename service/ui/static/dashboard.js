@@ -161,7 +161,7 @@ let interval = 2000;
 
 async function refresh() {
   try {
-    const response = await fetch(SUMMARY_URL, { cache: "no-store" });
+    const response = await apiFetch(SUMMARY_URL, { cache: "no-store" });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const summary = await response.json();
     interval = Math.max(1000, summary.interval_seconds * 1000);

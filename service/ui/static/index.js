@@ -141,7 +141,7 @@ async function predict(blob, name) {
   setStatus("Asking the model…");
   const started = performance.now();
   try {
-    const response = await fetch(PREDICT_URL, { method: "POST", body: form, signal: controller.signal });
+    const response = await apiFetch(PREDICT_URL, { method: "POST", body: form, signal: controller.signal });
     const body = await response.json();
     if (!response.ok) {
       const error = body.error || {};
@@ -249,7 +249,7 @@ function buildFeatureFigures() {
 }
 
 async function loadCard() {
-  const response = await fetch("/v1/models/digits");
+  const response = await apiFetch("/v1/models/digits");
   card = await response.json();
   const accuracy = card.evaluation ? ` · test accuracy ${(card.evaluation.accuracy * 100).toFixed(2)}%` : "";
   document.getElementById("model-name").textContent = `${card.name} ${card.version}${accuracy} · ${card.serving.backend} on ${card.serving.device}`;
@@ -257,7 +257,7 @@ async function loadCard() {
 }
 
 async function loadDiagram() {
-  const response = await fetch("/v1/models/digits/diagram.svg");
+  const response = await apiFetch("/v1/models/digits/diagram.svg");
   const svg = new DOMParser().parseFromString(await response.text(), "image/svg+xml").documentElement;
   if (svg.nodeName !== "svg") throw new Error("the diagram is not an SVG document");
   svg.setAttribute("aria-labelledby", "diagram-title");
