@@ -196,7 +196,7 @@ def add_soak(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "soak",
         help="a long open-loop run of mixed and bad requests; reports memory, descriptors, 5xx and timeouts",
         description="Send JSON pixels, PNG uploads, feature-map requests and bad inputs at a constant rate (by "
-        "default 70 %% of the capacity measured first with the same mix) and print, every few seconds, the "
+        "default 70 % of the capacity measured first with the same mix) and print, every few seconds, the "
         "gateway's resident memory and open file descriptors with the answers so far. Exit 1 on any 5xx "
         "(503 busy refusals with Retry-After included), timeout or unexpected answer.",
     )

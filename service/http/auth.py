@@ -10,6 +10,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.core.api_keys import ApiKeys
 from service.core.errors import ApiError, ErrorCode
+from service.core.oip.errors import speaks_protocol
+from service.core.oip.schemas import ProtocolErrorResponse
 from service.core.schemas import ErrorResponse
 from service.http.error_handlers import error_response
 
@@ -77,14 +79,17 @@ def document_api_keys(app: FastAPI, protected: Callable[[str], bool]) -> None:
             "scheme": "bearer",
             "description": "a key whose sha256 is listed in DIGITS_API_KEYS_FILE",
         }
-        components.setdefault("schemas", {}).setdefault("ErrorResponse", ErrorResponse.model_json_schema())
-        unauthorized = {
-            "description": "no key, or not a known one",
-            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
-        }
+        schemas = components.setdefault("schemas", {})
+        schemas.setdefault("ErrorResponse", ErrorResponse.model_json_schema())
+        schemas.setdefault("ProtocolErrorResponse", ProtocolErrorResponse.model_json_schema())
         for path, operations in document.get("paths", {}).items():
             if protected(path):
+                shape = "ProtocolErrorResponse" if speaks_protocol(path) else "ErrorResponse"
+                unauthorized = {
+                    "description": "no key, or not a known one",
+                    "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{shape}"}}},
+                }
                 for operation in operations.values():
                     operation["security"] = [{"apiKey": []}]
                     operation.setdefault("responses", {})["401"] = unauthorized
