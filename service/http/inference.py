@@ -3,12 +3,14 @@ the pipeline (off the event loop when decoding is costly) and the batcher."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from service.core.errors import ApiError, ErrorCode
+from service.core.explanations import FieldTrace
 from service.core.gateway import Gateway
 from service.core.preprocessing import Mode
 from service.core.types import BatchOutput, RawInput
@@ -17,6 +19,8 @@ from service.http.dependencies import gateway_of
 # Decoding this many bytes of images takes milliseconds: do it on a worker thread so the
 # event loop keeps serving; smaller inputs are cheaper to handle inline than to hand over.
 OFFLOAD_BYTES = 256 * 1024
+
+Prepared = TypeVar("Prepared")
 
 
 def loaded_gateway(request: Request) -> Gateway:
@@ -31,12 +35,25 @@ async def run_batch(
     gateway: Gateway, inputs: Sequence[RawInput], preprocess: Mode, layers: Sequence[str]
 ) -> BatchOutput:
     """The inputs decoded, made MNIST fields and normalized, then their share of a batch with ``layers``."""
-    pipeline = gateway.pipeline
-    if _encoded_bytes(inputs) > OFFLOAD_BYTES:
-        batch = await run_in_threadpool(pipeline.prepare, inputs, preprocess)
-    else:
-        batch = pipeline.prepare(inputs, preprocess)
+    batch = await _off_loop_when_large(inputs, gateway.pipeline.prepare, inputs, preprocess)
     return await gateway.batcher.submit(batch, frozenset(layers))
+
+
+async def run_explained_batch(
+    gateway: Gateway, inputs: Sequence[RawInput], preprocess: Mode, outputs: frozenset[str], stages: bool
+) -> tuple[BatchOutput, list[FieldTrace]]:
+    """As :func:`run_batch`, keeping each input's field (and preprocessing stages when ``stages``) to explain it;
+    ``outputs`` are the layers and, when asked, saliency."""
+    pipeline = gateway.pipeline
+    traces = await _off_loop_when_large(inputs, pipeline.trace, inputs, preprocess, stages)
+    batch = pipeline.normalize([trace.field for trace in traces])
+    return await gateway.batcher.submit(batch, outputs), traces
+
+
+async def _off_loop_when_large(inputs: Sequence[RawInput], work: Callable[..., Prepared], *args: object) -> Prepared:
+    if _encoded_bytes(inputs) > OFFLOAD_BYTES:
+        return await run_in_threadpool(work, *args)
+    return work(*args)
 
 
 def _encoded_bytes(inputs: Sequence[RawInput]) -> int:

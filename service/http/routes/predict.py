@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from service.core.schemas import ErrorResponse, PredictOptions, PredictRequest, PredictResponse
-from service.http.inference import loaded_gateway, run_batch
+from service.http.inference import loaded_gateway, run_batch, run_explained_batch
 from service.http.openapi import request_body_schema
 from service.http.requests import read_predict_request
 from service.http.responses import JSONBytesResponse
@@ -57,7 +57,13 @@ async def predict(request: Request) -> JSONBytesResponse:
     pipeline = gateway.pipeline
     options, inputs = await read_predict_request(request, pipeline.limits)
     layers = pipeline.layers(options.features)
-    output = await run_batch(gateway, inputs, options.preprocess, layers)
-    items = pipeline.predictions(output, options, layers)
+    if options.explain:
+        stages = "preprocessing" in options.explain
+        outputs = pipeline.outputs(layers, options)
+        output, traces = await run_explained_batch(gateway, inputs, options.preprocess, outputs, stages)
+        items = pipeline.predictions(output, options, layers, traces)
+    else:
+        output = await run_batch(gateway, inputs, options.preprocess, layers)
+        items = pipeline.predictions(output, options, layers)
     gateway.count_predictions(item["label"] for item in items)
     return JSONBytesResponse(pipeline.body(items))
