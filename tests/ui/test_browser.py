@@ -162,6 +162,34 @@ def check_prediction(driver: Chrome, card: ModelCard) -> str:
     return label
 
 
+SEEN = """const c = document.getElementById('seen');
+    const p = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let ink = 0, colored = 0;
+    for (let i = 0; i < p.length; i += 4) {
+      if (p[i] + p[i + 1] + p[i + 2] > 60) ink++;
+      if (Math.abs(p[i] - p[i + 2]) > 40) colored++;
+    }
+    return {label: c.dataset.label || null, salient: Number(c.dataset.salient || 0), ink: ink, colored: colored,
+            stages: [...document.querySelectorAll('#stages li')].filter(li => li.querySelector('img').naturalWidth > 0)
+                    .map(li => li.dataset.stage)}"""
+STAGES = ["grayscale", "polarity", "cropped", "scaled", "centred"]
+
+
+def check_what_the_model_saw(driver: Chrome, label: str) -> None:
+    """The input field is drawn with its saliency for the predicted digit; the toggle takes the overlay away."""
+    seen = wait_until(
+        driver,
+        lambda d: v if (v := d.execute_script(SEEN))["label"] == label and v["stages"] == STAGES else None,
+        "what the model saw",
+    )
+    assert seen["ink"] > 20 and seen["salient"] > 5 and seen["colored"] > 5
+    toggle = driver.find_element(By.ID, "saliency-toggle")
+    toggle.click()
+    wait_until(driver, lambda d: d.execute_script(SEEN)["colored"] == 0 or None, "the input without saliency")
+    toggle.click()
+    wait_until(driver, lambda d: d.execute_script(SEEN)["colored"] > 5 or None, "the saliency back")
+
+
 def test_draw_a_digit_and_see_every_layer(browser: Chrome, gateway: ServerProcess) -> None:
     card = served_card(gateway)
     browser.set_window_size(1280, 1000)
@@ -172,14 +200,17 @@ def test_draw_a_digit_and_see_every_layer(browser: Chrome, gateway: ServerProces
 
     before = predict_count(gateway)
     draw(browser, pad, SEVEN, interaction.POINTER_MOUSE)
-    check_prediction(browser, card)
+    check_what_the_model_saw(browser, check_prediction(browser, card))
     time.sleep(0.5)
     assert predict_count(gateway) == before + 1  # one stroke, one request
     assert console_errors(browser) == []
     screenshot(browser, "index.png")
 
     # The diagram's stages lead to their feature maps.
-    browser.find_element(By.CSS_SELECTOR, f'#diagram a[href="#features-{card.feature_layers[-1]}"]').click()
+    stage = browser.find_element(By.CSS_SELECTOR, f'#diagram a[href="#features-{card.feature_layers[-1]}"]')
+    name = stage.find_element(By.CSS_SELECTOR, ".stage-name")  # painted: the link's box has gaps in an SVG
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", name)
+    name.click()
     assert browser.execute_script("return location.hash") == f"#features-{card.feature_layers[-1]}"
 
     # A finger works too, after Clear empties the page.
@@ -187,6 +218,7 @@ def test_draw_a_digit_and_see_every_layer(browser: Chrome, gateway: ServerProces
     browser.find_element(By.ID, "clear").click()
     assert browser.find_element(By.ID, "label").text == "\u2013"  # the en dash of an empty result
     assert browser.find_elements(By.CSS_SELECTOR, "#bars li") == []
+    assert browser.execute_script(SEEN) == {"label": None, "salient": 0, "ink": 0, "colored": 0, "stages": []}
     browser.execute_script("window.scrollTo(0, 0)")
     draw(browser, pad, ONE, interaction.POINTER_TOUCH)
     check_prediction(browser, card)
@@ -202,7 +234,7 @@ def test_upload_an_image_file(browser: Chrome, gateway: ServerProcess, tmp_path:
     browser.get(f"{gateway.url}/")
     wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#features figure"), "the model card")
     browser.find_element(By.ID, "file").send_keys(str(path))
-    check_prediction(browser, card)
+    check_what_the_model_saw(browser, check_prediction(browser, card))
     # The upload is drawn on the pad: its centre is ink-free paper, the stroke is there somewhere.
     dark = browser.execute_script(
         "const c = document.getElementById('pad'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height);"

@@ -1,8 +1,15 @@
-// The draw-a-digit page: a drawing pad, /v1/predict on each stroke, probabilities, feature maps
-// and the network diagram. Plain browser JavaScript, no build step, nothing loaded from elsewhere.
+// The draw-a-digit page: a drawing pad, /v1/predict on each stroke, probabilities, what the model saw
+// (its input field, saliency and preprocessing steps), feature maps and the network diagram. Plain browser JavaScript, no build step, nothing loaded from elsewhere.
 "use strict";
 
-const PREDICT_URL = "/v1/predict?features=all&feature_format=png&top_k=3";
+const PREDICT_URL = "/v1/predict?features=all&feature_format=png&top_k=3&explain=input,saliency,preprocessing";
+const STAGE_NAMES = {
+  grayscale: "as sent",
+  polarity: "ink made bright",
+  cropped: "cropped to the ink",
+  scaled: "scaled to 20 px",
+  centred: "centred by mass",
+};
 const STROKE_DEBOUNCE_MS = 200; // a stroke's end waits this long, so a quick second stroke sends once
 const INK = "#111";
 const PAPER = "#fff";
@@ -16,12 +23,16 @@ const bars = document.getElementById("bars");
 const features = document.getElementById("features");
 const diagram = document.getElementById("diagram");
 const fileInput = document.getElementById("file");
+const seen = document.getElementById("seen");
+const saliencyToggle = document.getElementById("saliency-toggle");
+const stages = document.getElementById("stages");
 
 let card = null;
 let inFlight = null;
 let pending = null;
 let hasInk = false;
 let uploaded = null; // the uploaded file, sent as is until the user draws over it
+let explained = null; // the last prediction's explain object and label, redrawn when the toggle changes
 
 function setStatus(text) {
   statusLine.textContent = text;
@@ -170,6 +181,12 @@ function showEmpty() {
     img.hidden = true;
   }
   for (const node of diagram.querySelectorAll(".output.predicted")) node.classList.remove("predicted");
+  explained = null;
+  seen.getContext("2d").clearRect(0, 0, seen.width, seen.height);
+  seen.setAttribute("aria-label", "No digit yet");
+  delete seen.dataset.label;
+  delete seen.dataset.salient;
+  stages.replaceChildren();
 }
 
 function showPrediction(prediction) {
@@ -210,7 +227,79 @@ function showPrediction(prediction) {
   for (const node of diagram.querySelectorAll(".output")) {
     node.classList.toggle("predicted", node.dataset.label === predicted);
   }
+  if (prediction.explain) {
+    explained = { explain: prediction.explain, label: predicted };
+    showStages(prediction.explain.preprocessing || []);
+    showSeen().catch((error) => setStatus(`Could not draw what the model saw: ${error.message}`));
+  }
 }
+
+// ---- what the model saw ---------------------------------------------------------------------
+
+async function pixelsOf(encoded) {
+  // A 28x28 grayscale PNG from the gateway, as its gray values (0-255).
+  const image = new Image();
+  image.src = `data:image/png;base64,${encoded.data}`;
+  await image.decode();
+  const canvas = document.createElement("canvas");
+  canvas.width = image.naturalWidth;
+  canvas.height = image.naturalHeight;
+  const context = canvas.getContext("2d");
+  context.drawImage(image, 0, 0);
+  const rgba = context.getImageData(0, 0, canvas.width, canvas.height).data;
+  return Uint8ClampedArray.from({ length: rgba.length / 4 }, (_, i) => rgba[i * 4]);
+}
+
+async function showSeen() {
+  const shown = explained;
+  const input = await pixelsOf(shown.explain.input);
+  // Saliency PNG: 128 is 0, 255 and 1 the largest magnitude for and against the predicted digit.
+  const saliency = saliencyToggle.checked ? await pixelsOf(shown.explain.saliency) : null;
+  if (shown !== explained) return; // a newer prediction came in meanwhile
+  const context = seen.getContext("2d");
+  const picture = context.createImageData(seen.width, seen.height);
+  let salient = 0;
+  for (let i = 0; i < input.length; i++) {
+    const gray = input[i];
+    let [r, g, b] = [gray, gray, gray];
+    if (saliency) {
+      const s = (saliency[i] - 128) / 127;
+      const alpha = Math.min(1, Math.abs(s) * 1.5);
+      const [cr, cg, cb] = s > 0 ? [230, 40, 40] : [40, 110, 255];
+      [r, g, b] = [r + (cr - r) * alpha, g + (cg - g) * alpha, b + (cb - b) * alpha];
+      if (Math.abs(s) > 0.1) salient++;
+    }
+    picture.data.set([r, g, b, 255], i * 4);
+  }
+  context.putImageData(picture, 0, 0);
+  seen.dataset.label = shown.label;
+  seen.dataset.salient = String(salient);
+  const overlay = saliency ? `, with ${salient} pixels that mattered most to the ${shown.label} highlighted` : "";
+  seen.setAttribute("aria-label", `The 28 by 28 input the model saw${overlay}`);
+}
+
+function showStages(steps) {
+  stages.replaceChildren(
+    ...steps.map((step) => {
+      const item = document.createElement("li");
+      const figure = document.createElement("figure");
+      const img = document.createElement("img");
+      img.src = `data:image/png;base64,${step.data}`;
+      const [height, width] = step.shape;
+      img.alt = `${STAGE_NAMES[step.stage] || step.stage}: ${width}×${height}`;
+      const caption = document.createElement("figcaption");
+      caption.textContent = `${STAGE_NAMES[step.stage] || step.stage} · ${width}×${height}`;
+      figure.append(img, caption);
+      item.append(figure);
+      item.dataset.stage = step.stage;
+      return item;
+    }),
+  );
+}
+
+saliencyToggle.addEventListener("change", () => {
+  if (explained) showSeen().catch((error) => setStatus(`Could not draw what the model saw: ${error.message}`));
+});
 
 // ---- the model card, the diagram and the feature-map figures --------------------------------
 
