@@ -28,7 +28,7 @@ from selenium.webdriver.common.actions.pointer_input import PointerInput
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from model.card import ModelCard
 from tests.servers import REPO, ServerProcess
@@ -190,6 +190,51 @@ def check_what_the_model_saw(driver: Chrome, label: str) -> None:
     wait_until(driver, lambda d: d.execute_script(SEEN)["colored"] > 5 or None, "the saliency back")
 
 
+INSPECTED = """const value = document.getElementById('inspect-value');
+    const served = document.getElementById('inspect-served');
+    const map = document.getElementById('inspect-map');
+    return value && served ? {value: Number(value.dataset.value), served: Number(served.dataset.value),
+                              label: map.getAttribute('aria-label'), text: value.textContent} : null"""
+
+
+def inspected(driver: Chrome, label_part: str) -> dict[str, Any]:
+    return wait_until(
+        driver, lambda d: v if (v := d.execute_script(INSPECTED)) and label_part in v["label"] else None, label_part
+    )
+
+
+def check_the_arithmetic_of_a_channel(driver: Chrome) -> None:
+    """conv1 channel 0 opened by a click on its tile; a hovered pixel's sum equals the served value."""
+    tiles = driver.find_element(By.ID, "maps-conv1")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", tiles)
+    corner = tiles.size["width"] / 2 - 3, tiles.size["height"] / 2 - 3  # inside the first tile, from the centre
+    ActionChains(driver).move_to_element_with_offset(tiles, -round(corner[0]), -round(corner[1])).click().perform()
+    inspected(driver, "conv1 channel 0,")
+    canvas = driver.find_element(By.ID, "inspect-map")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
+    step, half = canvas.size["width"] / 28, canvas.size["width"] / 2
+    for row, col in ((14, 14), (8, 11), (20, 16)):
+        offset = round((col + 0.5) * step - half), round((row + 0.5) * step - half)
+        ActionChains(driver).move_to_element_with_offset(canvas, *offset).perform()
+        shown = inspected(driver, f"row {row}, column {col}")
+        assert shown["value"] == pytest.approx(shown["served"], abs=1e-4)
+    # The keyboard moves the pixel; a pooling layer opened from the form shows its winner.
+    canvas.send_keys(Keys.ARROW_LEFT)
+    inspected(driver, "row 20, column 15")
+    Select(driver.find_element(By.ID, "inspect-layer")).select_by_value("pool1")
+    channel = driver.find_element(By.ID, "inspect-channel")
+    channel.clear()
+    channel.send_keys("5", Keys.ENTER)
+    pooled = inspected(driver, "pool1 channel 5,")
+    assert pooled["value"] == pooled["served"]
+    assert driver.find_elements(By.CSS_SELECTOR, "#inspect-math td.winner")
+    Select(driver.find_element(By.ID, "inspect-layer")).select_by_value("conv4")
+    channel.clear()
+    channel.send_keys("63", Keys.ENTER)
+    deep = inspected(driver, "conv4 channel 63,")
+    assert deep["value"] == pytest.approx(deep["served"], abs=1e-4)
+
+
 def test_draw_a_digit_and_see_every_layer(browser: Chrome, gateway: ServerProcess) -> None:
     card = served_card(gateway)
     browser.set_window_size(1280, 1000)
@@ -205,6 +250,9 @@ def test_draw_a_digit_and_see_every_layer(browser: Chrome, gateway: ServerProces
     assert predict_count(gateway) == before + 1  # one stroke, one request
     assert console_errors(browser) == []
     screenshot(browser, "index.png")
+    check_the_arithmetic_of_a_channel(browser)
+    assert console_errors(browser) == []
+    screenshot(browser, "index-channel.png")
 
     # The diagram's stages lead to their feature maps.
     stage = browser.find_element(By.CSS_SELECTOR, f'#diagram a[href="#features-{card.feature_layers[-1]}"]')
