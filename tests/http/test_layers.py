@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
-from model.card import CalibrationMetrics, ReliabilityBin, card_path_for, load_card
 from ops.local_servers import ServerProcess
 from service.core.schemas import LayerResponse
+from tests.cards import calibrated_artifact
 from tests.explanations import decoded
 from tests.servers import gateway_process
 
@@ -65,14 +64,8 @@ def test_calibration_is_null_for_a_card_without_it(gateway: ServerProcess) -> No
 
 
 def test_calibration_as_the_card_carries_it(artifact: Path, tmp_path: Path) -> None:
-    copy = tmp_path / artifact.name
-    shutil.copy(artifact, copy)
-    card = load_card(artifact)
-    bins = [ReliabilityBin(lower=i / 15, upper=(i + 1) / 15, count=0, mean_confidence=None, accuracy=None)
-            for i in range(14)]  # fmt: skip
-    bins.append(ReliabilityBin(lower=14 / 15, upper=1.0, count=10_000, mean_confidence=0.99, accuracy=0.9965))
-    card.evaluation.calibration = CalibrationMetrics(ece=0.0065, nll=0.012, reliability=bins)
-    card_path_for(copy).write_text(card.model_dump_json())
+    copy, card = calibrated_artifact(artifact, tmp_path)
+    assert card.evaluation.calibration is not None
     with gateway_process(tmp_path, {"DIGITS_ARTIFACT": str(copy)}) as server:
         served = httpx.get(f"{server.url}/v1/models/digits").json()["evaluation"]["calibration"]
     assert served == card.evaluation.calibration.model_dump(mode="json")

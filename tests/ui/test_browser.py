@@ -31,7 +31,8 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from model.card import ModelCard
-from tests.servers import REPO, ServerProcess
+from tests.cards import calibrated_artifact
+from tests.servers import REPO, ServerProcess, gateway_process
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -272,6 +273,28 @@ def test_draw_a_digit_and_see_every_layer(browser: Chrome, gateway: ServerProces
     check_prediction(browser, card)
 
 
+MODEL_PANEL = """const svg = document.querySelector('#reliability svg');
+    return {bins: svg ? Number(svg.dataset.bins) : null, note: document.querySelector('#reliability p').textContent,
+            perClass: document.querySelectorAll('#per-class tr').length,
+            confusion: [...document.querySelectorAll('#confusion tr')].map(tr => tr.cells.length),
+            errors: document.querySelectorAll('#confusion td.error').length}"""
+
+
+def test_the_model_panel_shows_the_cards_reliability_diagram(browser: Chrome, artifact: Path, tmp_path: Path) -> None:
+    copy, card = calibrated_artifact(artifact, tmp_path)
+    with gateway_process(tmp_path, {"DIGITS_ARTIFACT": str(copy)}) as server:
+        browser.set_window_size(1280, 1000)
+        browser.get(f"{server.url}/")
+        panel = wait_until(browser, lambda d: p if (p := d.execute_script(MODEL_PANEL))["bins"] else None, "the panel")
+        browser.execute_script("document.getElementById('model-title').scrollIntoView()")
+        screenshot(browser, "index-model.png")
+    assert panel["bins"] == 3 and "calibration error 0.65%" in panel["note"]
+    assert panel["perClass"] == 10 and panel["confusion"] == [11] * 11
+    matrix = card.evaluation.confusion_matrix
+    assert panel["errors"] == sum(1 for i, row in enumerate(matrix) for j, n in enumerate(row) if i != j and n > 0)
+    assert console_errors(browser) == []
+
+
 def test_upload_an_image_file(browser: Chrome, gateway: ServerProcess, tmp_path: Path) -> None:
     card = served_card(gateway)
     image = Image.new("L", (120, 160), 255)
@@ -283,6 +306,8 @@ def test_upload_an_image_file(browser: Chrome, gateway: ServerProcess, tmp_path:
     wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#features figure"), "the model card")
     browser.find_element(By.ID, "file").send_keys(str(path))
     check_what_the_model_saw(browser, check_prediction(browser, card))
+    panel = browser.execute_script(MODEL_PANEL)  # the shipped card has no calibration: no diagram, a note
+    assert panel["bins"] is None and "no calibration" in panel["note"] and panel["perClass"] == 10
     # The upload is drawn on the pad: its centre is ink-free paper, the stroke is there somewhere.
     dark = browser.execute_script(
         "const c = document.getElementById('pad'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height);"

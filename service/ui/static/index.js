@@ -508,6 +508,80 @@ inspectForm.addEventListener("submit", (event) => {
   openChannel();
 });
 
+// ---- the model: reliability diagram, accuracy per digit, confusion matrix -----------------------
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svgElement(name, attributes) {
+  const element = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, String(value));
+  return element;
+}
+
+function reliabilityDiagram(calibration) {
+  // Confidence on x, accuracy on y, both 0-1; a bar per non-empty bin, its gap to the diagonal in red.
+  const [size, margin] = [240, 28];
+  const scale = size - 2 * margin;
+  const px = (v) => margin + v * scale;
+  const py = (v) => size - margin - v * scale;
+  const svg = svgElement("svg", { viewBox: `0 0 ${size} ${size}`, role: "img" });
+  const filled = calibration.reliability.filter((bin) => bin.count > 0);
+  for (const bin of filled) {
+    const [x, width] = [px(bin.lower), (bin.upper - bin.lower) * scale];
+    const bar = svgElement("rect", { class: "reliability-bar", x, width, y: py(bin.accuracy), height: py(0) - py(bin.accuracy) });
+    const title = svgElement("title", {});
+    title.textContent = `${bin.count} digits with confidence ${bin.lower.toFixed(2)}–${bin.upper.toFixed(2)}: mean ${(bin.mean_confidence * 100).toFixed(1)}%, accuracy ${(bin.accuracy * 100).toFixed(1)}%`;
+    bar.append(title);
+    const [high, low] = [Math.max(bin.accuracy, bin.mean_confidence), Math.min(bin.accuracy, bin.mean_confidence)];
+    svg.append(bar, svgElement("rect", { class: "reliability-gap", x, width, y: py(high), height: py(low) - py(high), opacity: 0.7 }));
+  }
+  svg.append(
+    svgElement("line", { class: "reliability-ideal", x1: px(0), y1: py(0), x2: px(1), y2: py(1) }),
+    svgElement("line", { class: "reliability-axis", x1: px(0), y1: py(0), x2: px(1), y2: py(0) }),
+    svgElement("line", { class: "reliability-axis", x1: px(0), y1: py(0), x2: px(0), y2: py(1) }),
+  );
+  for (const [text, x, y] of [["confidence", size / 2, size - 6], ["0", px(0), size - 14], ["1", px(1), size - 14]]) {
+    const label = svgElement("text", { x, y, "text-anchor": "middle", "font-size": 11 });
+    label.textContent = text;
+    svg.append(label);
+  }
+  const axis = svgElement("text", { x: 12, y: size / 2, "text-anchor": "middle", "font-size": 11, transform: `rotate(-90 12 ${size / 2})` });
+  axis.textContent = "accuracy";
+  svg.append(axis);
+  svg.setAttribute("aria-label", `Reliability diagram: ${filled.length} bins with digits; expected calibration error ${(calibration.ece * 100).toFixed(2)}%`);
+  svg.dataset.bins = String(filled.length);
+  return svg;
+}
+
+function showModelPanel() {
+  const names = labels();
+  const calibration = card.evaluation.calibration;
+  const reliability = document.getElementById("reliability");
+  const note = document.createElement("p");
+  note.className = "muted";
+  note.textContent = calibration
+    ? `Expected calibration error ${(calibration.ece * 100).toFixed(2)}%: the red gaps between each bin's confidence and its accuracy, weighted by how many digits fall in it.`
+    : "This model's card carries no calibration figures.";
+  reliability.replaceChildren(reliability.querySelector("figcaption"), ...(calibration ? [reliabilityDiagram(calibration)] : []), note);
+
+  const perClass = document.getElementById("per-class");
+  perClass.replaceChildren(
+    perClass.querySelector("figcaption"),
+    table(card.evaluation.per_class_accuracy.map((accuracy, i) => [names[i], `${(accuracy * 100).toFixed(2)}%`])),
+  );
+
+  const confusion = document.getElementById("confusion");
+  const matrix = card.evaluation.confusion_matrix;
+  confusion.replaceChildren(
+    confusion.querySelector("figcaption"),
+    table([["", ...names], ...matrix.map((row, i) => [names[i], ...row.map(String)])], "", (r, c) => {
+      if (r === 0 || c === 0) return "";
+      if (r === c) return "diagonal";
+      return matrix[r - 1][c - 1] > 0 ? "error" : "";
+    }),
+  );
+}
+
 saliencyToggle.addEventListener("change", () => {
   if (explained) showSeen().catch((error) => setStatus(`Could not draw what the model saw: ${error.message}`));
 });
@@ -556,6 +630,7 @@ async function loadCard() {
   const accuracy = card.evaluation ? ` · test accuracy ${(card.evaluation.accuracy * 100).toFixed(2)}%` : "";
   document.getElementById("model-name").textContent = `${card.name} ${card.version}${accuracy} · ${card.serving.backend} on ${card.serving.device}`;
   buildFeatureFigures();
+  showModelPanel();
   inspectLayer.replaceChildren(
     ...card.layers.filter((layer) => layer.feature_map).map((layer) => new Option(layer.name, layer.name)),
   );
