@@ -13,11 +13,22 @@ from service.core.features import FeatureFormat, encode_array, png_base64, signe
 from service.core.preprocessing import StageRecorder
 
 ExplainPart = Literal["input", "saliency", "preprocessing"]
-# The name under which a backend is asked for saliency (service.core.saliency) and returns it, beside the layers.
+# The names under which a backend is asked for saliency (service.core.saliency) and returns it, beside the layers:
+# "saliency" for each image's predicted class, "saliency.3" for class 3.
 SALIENCY = "saliency"
-SALIENCY_METHOD = "gradient x input, black baseline, on the predicted class's logit"
+SALIENCY_METHOD = "gradient x input, black baseline, on the class's logit"
 # Preprocessing stages of a large photo are shrunk to this many pixels on their longer side.
 STAGE_MAX_SIDE = 112
+
+
+def saliency_output(label: int | None) -> str:
+    """The backend output with the saliency of class ``label``, or of the predicted class (None)."""
+    return SALIENCY if label is None else f"{SALIENCY}.{label}"
+
+
+def saliency_outputs(classes: int) -> dict[str, int | None]:
+    """Every saliency output of a model with ``classes`` classes, and the class each explains (None: predicted)."""
+    return {saliency_output(label): label for label in (None, *range(classes))}
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import numpy as np
 from model.card import ModelCard
 from service.core.decoding import decode_base64, decode_image
 from service.core.errors import ApiError, ErrorCode
-from service.core.explanations import SALIENCY, FieldTrace, explanation
+from service.core.explanations import FieldTrace, explanation, saliency_output, saliency_outputs
 from service.core.features import resolve_layers
 from service.core.predictions import predict_body, predictions
 from service.core.preprocessing import FIELD, Mode, StageRecorder, to_mnist_field
@@ -76,13 +76,15 @@ class Pipeline:
 
     @property
     def backend_outputs(self) -> list[str]:
-        """Every output a backend may be asked for: the feature layers, then saliency."""
-        return [*self.card.feature_layers, SALIENCY]
+        """Every output a backend may be asked for: the feature layers, then the saliency maps."""
+        return [*self.card.feature_layers, *saliency_outputs(len(self.card.labels))]
 
     def outputs(self, layers: Sequence[str], options: PredictOptions) -> frozenset[str]:
         """What a backend computes for a request: its feature layers, and saliency when explain asks for it."""
         wanted = frozenset(layers)
-        return wanted | {SALIENCY} if options.explain and "saliency" in options.explain else wanted
+        if options.explain and "saliency" in options.explain:
+            return wanted | {saliency_output(options.saliency_label)}
+        return wanted
 
     def predictions(
         self,
@@ -94,10 +96,11 @@ class Pipeline:
         """The public predictions, with the explanation of each when the request has ``explain`` (and traces)."""
         items = predictions(output, top_k=options.top_k, layers=layers, feature_format=options.feature_format)
         if options.explain and traces is not None:
-            saliency = output.features.get(SALIENCY)
+            saliency = output.features.get(saliency_output(options.saliency_label))
             for i, (item, trace) in enumerate(zip(items, traces, strict=True)):
                 maps = None if saliency is None else saliency[i]
-                item["explain"] = explanation(options.explain, trace, maps, item["label"], options.feature_format)
+                label = item["label"] if options.saliency_label is None else options.saliency_label
+                item["explain"] = explanation(options.explain, trace, maps, label, options.feature_format)
         return items
 
     def body(self, items: list[dict[str, Any]]) -> bytes:

@@ -1,15 +1,16 @@
-"""Saliency: how much each input pixel drove the predicted class, by gradient x input on the served model.
+"""Saliency: how much each input pixel drove a class, by gradient x input on the served model.
 
-For the logit ``z_c`` of the predicted class ``c`` and the MNIST field ``f`` (0-255, ink bright) that the network
-takes normalized as ``x = (f / 255 - mean) / std``, the saliency of a pixel is ``f * dz_c/df``, which is
-``(x - x_black) * dz_c/dx`` with ``x_black`` the normalized value of a black pixel. It is gradient x input with a
+For the logit ``z_c`` of the class ``c`` (the predicted one unless a request chooses another) and the MNIST
+field ``f`` (0-255, ink bright) that the network takes normalized as ``x = (f / 255 - mean) / std``, the
+saliency of a pixel is ``f * dz_c/df``, which is ``(x - x_black) * dz_c/dx`` with ``x_black`` the normalized
+value of a black pixel. It is gradient x input with a
 black (no-ink) baseline: signed, in logit units, zero wherever there is no ink, and its sum is the first-order
 estimate of ``z_c(input) - z_c(black field)``.
 
 The gradient comes from autograd through the TorchScript module as loaded from the artifact (frozen, batch norm
 folded); the CPU-optimized copy that serves predictions has no autograd. Both backends compute it in the same
 :class:`~service.core.model_runner.ModelRunner`: the gateway asks for it like a feature layer, named
-:data:`~service.core.explanations.SALIENCY`.
+``saliency`` (the predicted class) or ``saliency.3`` (class 3).
 """
 
 from __future__ import annotations

@@ -33,11 +33,16 @@ class PredictOptions(BaseModel):
         "feature_format; saliency: gradient x input of the predicted class's logit per pixel, 28x28, in "
         "feature_format; preprocessing (preprocess auto only): the image after each preprocessing step, as PNGs",
     )
+    saliency_label: int | None = Field(
+        None, ge=0, le=9, description="with explain saliency: the class to explain instead of the predicted one"
+    )
 
     @model_validator(mode="after")
-    def _preprocessing_needs_auto(self) -> PredictOptions:
+    def _explain_parts_fit(self) -> PredictOptions:
         if self.explain and "preprocessing" in self.explain and self.preprocess != "auto":
             raise ValueError("explain preprocessing shows the steps of preprocess auto; this request has none")
+        if self.saliency_label is not None and not (self.explain and "saliency" in self.explain):
+            raise ValueError("saliency_label chooses the class of explain saliency; this request does not ask for it")
         return self
 
 
@@ -98,7 +103,7 @@ class EncodedArray(BaseModel):
 class Saliency(EncodedArray):
     """[28, 28], in logit units; as PNG mid-gray is 0 and white/black the largest magnitude for/against the class."""
 
-    label: int = Field(description="the class explained: the predicted label")
+    label: int = Field(description="the class explained: the predicted label, or the request's saliency_label")
     method: str
 
 

@@ -117,6 +117,9 @@ def contract_calls(digits: Split) -> dict[str, Call]:
             files=files("jpeg", [realistic_upload(d, rng) for d in images[:2]]),
             params={"explain": "input,saliency,preprocessing", "features": "conv1"},
         ),
+        "explain-another-class": Call(
+            json={"instances": pixels(images[5:7]), **none, "explain": ["saliency"], "saliency_label": 3}
+        ),
         "explain-json-png": Call(
             json={"instances": pixels(images[2:5]), **none, "explain": ["input", "saliency"], "feature_format": "png"}
         ),
@@ -132,8 +135,8 @@ def contract_calls(digits: Split) -> dict[str, Call]:
 CONTRACT = [
     "json-pixels-none", "json-pixels-auto", "json-base64-png", "json-mixed-8-images", "multipart-png",
     "multipart-jpeg-photos", "top-k-10", "features-all-array", "features-some-png", "multipart-features",
-    "explain-multipart", "explain-json-png", "error-top-k", "error-unknown-layer", "error-wrong-size",
-    "error-explain-preprocessing",
+    "explain-multipart", "explain-another-class", "explain-json-png", "error-top-k", "error-unknown-layer",
+    "error-wrong-size", "error-explain-preprocessing",
 ]  # fmt: skip
 
 

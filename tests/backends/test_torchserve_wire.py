@@ -64,13 +64,16 @@ def test_the_answer_comes_back_losslessly_with_only_the_layers_asked_for(card: M
 
 
 def test_saliency_is_asked_for_and_answered_like_a_layer(pipeline: Pipeline) -> None:
-    outputs = frozenset({"conv1", SALIENCY})
+    outputs = frozenset({"conv1", SALIENCY, f"{SALIENCY}.3"})
     body, headers = encode_request(batch(2), outputs)
     assert decode_request(body, headers, pipeline.backend_outputs, max_images=8).layers == outputs
     saliency = np.random.default_rng(4).normal(size=(2, 28, 28)).astype(np.float32)
     conv1 = np.zeros((2, 16, 28, 28), np.float32)
-    answer = encode_response(BatchOutput(np.zeros((2, 10), np.float32), {"conv1": conv1, SALIENCY: saliency}))
-    np.testing.assert_array_equal(decode_response(answer, 2, outputs).features[SALIENCY], saliency)
+    maps = {"conv1": conv1, SALIENCY: saliency, f"{SALIENCY}.3": -saliency}
+    answer = encode_response(BatchOutput(np.zeros((2, 10), np.float32), maps))
+    received = decode_response(answer, 2, outputs).features
+    np.testing.assert_array_equal(received[SALIENCY], saliency)
+    np.testing.assert_array_equal(received[f"{SALIENCY}.3"], -saliency)
 
 
 @pytest.mark.parametrize(

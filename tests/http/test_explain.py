@@ -62,12 +62,27 @@ def test_explanations_only_when_asked(gateway: ServerProcess) -> None:
     assert set(answer.json()["predictions"][0]["explain"]) == {"saliency"}
 
 
+def test_saliency_of_another_class(gateway: ServerProcess) -> None:
+    files = [("file", ("a.png", SAMPLES[1].png, "image/png"))]
+    maps = {}
+    for label in (None, SAMPLES[1].label, 3):
+        params = {"explain": "saliency,input"} | ({} if label is None else {"saliency_label": str(label)})
+        prediction = httpx.post(f"{gateway.url}/v1/predict", files=files, params=params, timeout=30).json()
+        saliency = prediction["predictions"][0]["explain"]["saliency"]
+        assert saliency["label"] == (SAMPLES[1].label if label is None else label)
+        maps[label] = decoded(saliency)
+    np.testing.assert_array_equal(maps[None], maps[SAMPLES[1].label])  # the predicted class, asked by name
+    assert not np.allclose(maps[3], maps[None])
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
         ({"preprocess": "none", "explain": ["preprocessing"]}, "preprocess auto"),
         ({"explain": ["gradcam"]}, "explain.0"),
         ({"explain": "input"}, "explain"),
+        ({"explain": ["input"], "saliency_label": 3}, "saliency_label"),
+        ({"explain": ["saliency"], "saliency_label": 10}, "saliency_label"),
     ],
 )
 def test_bad_explain_is_a_422(gateway: ServerProcess, body: dict[str, object], message: str) -> None:

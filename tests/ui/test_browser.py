@@ -189,6 +189,12 @@ def check_what_the_model_saw(driver: Chrome, label: str) -> None:
     wait_until(driver, lambda d: d.execute_script(SEEN)["colored"] == 0 or None, "the input without saliency")
     toggle.click()
     wait_until(driver, lambda d: d.execute_script(SEEN)["colored"] > 5 or None, "the saliency back")
+    # Another digit's saliency, picked in the chart.
+    other = "3" if label != "3" else "5"
+    driver.find_element(By.CSS_SELECTOR, f'#bars li[data-label="{other}"]').click()
+    wait_until(driver, lambda d: ((v := d.execute_script(SEEN))["label"] == other and v["colored"] > 5) or None, other)
+    driver.find_element(By.CSS_SELECTOR, f'#bars li[data-label="{label}"]').send_keys(Keys.ENTER)
+    wait_until(driver, lambda d: d.execute_script(SEEN)["label"] == label or None, "the predicted digit again")
 
 
 INSPECTED = """const value = document.getElementById('inspect-value');
@@ -246,9 +252,10 @@ def test_draw_a_digit_and_see_every_layer(browser: Chrome, gateway: ServerProces
 
     before = predict_count(gateway)
     draw(browser, pad, SEVEN, interaction.POINTER_MOUSE)
-    check_what_the_model_saw(browser, check_prediction(browser, card))
+    label = check_prediction(browser, card)
     time.sleep(0.5)
     assert predict_count(gateway) == before + 1  # one stroke, one request
+    check_what_the_model_saw(browser, label)
     assert console_errors(browser) == []
     screenshot(browser, "index.png")
     check_the_arithmetic_of_a_channel(browser)
@@ -274,7 +281,8 @@ def test_draw_a_digit_and_see_every_layer(browser: Chrome, gateway: ServerProces
 
 
 MODEL_PANEL = """const svg = document.querySelector('#reliability svg');
-    return {bins: svg ? Number(svg.dataset.bins) : null, note: document.querySelector('#reliability p').textContent,
+    const note = document.querySelector('#reliability p');
+    return {bins: svg ? Number(svg.dataset.bins) : null, note: note ? note.textContent : '',
             perClass: document.querySelectorAll('#per-class tr').length,
             confusion: [...document.querySelectorAll('#confusion tr')].map(tr => tr.cells.length),
             errors: document.querySelectorAll('#confusion td.error').length}"""

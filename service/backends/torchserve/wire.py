@@ -2,11 +2,11 @@
 
 Gateway to TorchServe, ``POST /predictions/<model>``: the normalized float32 batch ``[n, 1, 28, 28]`` as
 ``.npy`` bytes (``application/octet-stream``), and in ``X-Digits-Layers`` the union of the feature layers that
-the batch's requests asked for, with ``saliency`` when one of them asks to explain it (comma-separated; absent:
-none).
+the batch's requests asked for, with ``saliency`` (of each image's predicted class) or ``saliency.<class>`` when
+they ask to explain it (comma-separated; absent: none).
 
 TorchServe to the gateway: an ``.npz`` archive (uncompressed) with ``probabilities`` ``[n, 10]``, one array
-per requested layer ``[n, C, H, W]`` and, when asked, ``saliency`` ``[n, 28, 28]``, all float32; or on failure
+per requested layer ``[n, C, H, W]`` and per requested saliency ``[n, 28, 28]``, all float32; or on failure
 the error body ``{"error": {...}}`` with that error's status. The public JSON is built once, by the gateway.
 
 TorchServe also takes the public predict JSON with 28x28 ``pixels`` (``preprocess`` absent or ``none``) and

@@ -220,7 +220,14 @@ function showPrediction(prediction) {
       const value = document.createElement("span");
       value.className = "bar-value";
       value.textContent = `${(p * 100).toFixed(1)}%`;
-      row.setAttribute("aria-label", `${names[i]}: ${(p * 100).toFixed(1)} percent`);
+      row.setAttribute("aria-label", `${names[i]}: ${(p * 100).toFixed(1)} percent; show where the model looked for it`);
+      row.tabIndex = 0;
+      row.addEventListener("click", () => explainClass(i));
+      row.addEventListener("keydown", (event) => {
+        if (event.key !== "Enter" && event.key !== " ") return;
+        event.preventDefault();
+        explainClass(i);
+      });
       row.append(name, track, value);
       return row;
     }),
@@ -580,6 +587,22 @@ function showModelPanel() {
       return matrix[r - 1][c - 1] > 0 ? "error" : "";
     }),
   );
+}
+
+async function explainClass(index) {
+  // The saliency of another digit than the predicted one, for the same image.
+  if (!lastSent || !explained) return;
+  const form = new FormData();
+  form.append("file", lastSent.blob, lastSent.name);
+  const url = `/v1/predict?explain=saliency&saliency_label=${index}&feature_format=png&top_k=1`;
+  try {
+    const body = await fetch(url, { method: "POST", body: form }).then(json);
+    explained = { explain: { ...explained.explain, saliency: body.predictions[0].explain.saliency }, label: labels()[index] };
+    for (const row of bars.children) row.classList.toggle("explained", row.dataset.label === labels()[index]);
+    await showSeen();
+  } catch (error) {
+    setStatus(`Could not explain ${labels()[index]}: ${error.message}`);
+  }
 }
 
 saliencyToggle.addEventListener("change", () => {
