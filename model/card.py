@@ -63,9 +63,27 @@ class Training(BaseModel):
     epoch_test_accuracy: list[float]
 
 
+class ReliabilityBin(BaseModel):
+    """Test digits whose confidence (top probability) lies in (lower, upper]."""
+
+    lower: float
+    upper: float
+    count: int
+    mean_confidence: float | None = Field(description="None for an empty bin")
+    accuracy: float | None = Field(description="None for an empty bin")
+
+
+class CalibrationMetrics(BaseModel):
+    ece: float = Field(description="Expected calibration error over the reliability bins (15, equal width)")
+    nll: float = Field(description="Mean negative log-likelihood of the true label, in nats")
+    reliability: list[ReliabilityBin]
+
+
 class Evaluation(BaseModel):
     test_samples: int
     accuracy: float
+    # Measured by cards from model 2.0.0 on; None in earlier cards, which carry no calibration.
+    calibration: CalibrationMetrics | None = None
     per_class_accuracy: list[float]
     confusion_matrix: list[list[int]] = Field(description="Rows: true label, columns: predicted label")
 

@@ -6,6 +6,7 @@ never leak: an unexpected exception becomes ``internal_error`` with a generic me
 
 from __future__ import annotations
 
+import itertools
 from enum import StrEnum
 from typing import Any, Self
 
@@ -37,6 +38,7 @@ class ErrorCode(StrEnum):
     invalid_pixels = "invalid_pixels", 422
     wrong_image_size = "wrong_image_size", 422
     unknown_feature_layer = "unknown_feature_layer", 422
+    unknown_layer = "unknown_layer", 404
     invalid_top_k = "invalid_top_k", 422
     invalid_tensor = "invalid_tensor", 400
     invalid_binary_data = "invalid_binary_data", 400
@@ -55,6 +57,8 @@ class ErrorCode(StrEnum):
 # Validation failures of these request fields have codes of their own. (A malformed ``features`` is an
 # invalid request; only a well-formed name the model lacks is an unknown_feature_layer.)
 FIELD_CODES: dict[str, ErrorCode] = {"top_k": ErrorCode.invalid_top_k, "pixels": ErrorCode.invalid_pixels}
+# The request fields that list inputs: /v1's instances and the Open Inference Protocol's inputs.
+INPUT_LISTS = ("instances", "inputs")
 
 
 class ApiError(Exception):
@@ -85,7 +89,8 @@ def from_validation_errors(errors: list[Any]) -> ApiError:
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
     location = [part for part in first.get("loc", ()) if part not in ("body", "query")]
     code = next((FIELD_CODES[p] for p in location if isinstance(p, str) and p in FIELD_CODES), None)
-    index = next((p for p in location if isinstance(p, int)), None)
+    # ``index`` points at an input; a position in an option's list (explain.0) is not one.
+    index = next((p for k, p in itertools.pairwise(location) if k in INPUT_LISTS and isinstance(p, int)), None)
     where = ".".join(str(p) for p in location) or "request"
     if first.get("type") == "json_invalid":
         return ApiError(ErrorCode.invalid_json, f"body is not valid JSON: {first.get('msg')}")

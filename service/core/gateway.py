@@ -12,6 +12,7 @@ from typing import Any
 from model.card import ModelCard, load_card
 from service.core.backend import Backend
 from service.core.batcher import Batcher
+from service.core.layer_parameters import LayerParameters
 from service.core.metrics import Metrics
 from service.core.pipeline import Pipeline
 from service.core.settings import Settings
@@ -29,6 +30,7 @@ class Gateway:
     batcher: Batcher
     pipeline: Pipeline
     setup_error: str | None = None
+    layer_parameters: LayerParameters | None = None  # read off the artifact during setup
     _setup_done: bool = field(default=False, repr=False)
 
     @classmethod
@@ -77,6 +79,7 @@ class Gateway:
     async def _setup(self) -> None:
         try:
             await self.backend.setup()
+            self.layer_parameters = await asyncio.to_thread(LayerParameters.load, self.settings.artifact, self.card)
         except Exception as exc:  # reported by /readyz; the process stays up for diagnosis
             log.exception("backend setup failed")
             self.setup_error = f"backend setup failed: {exc}"

@@ -18,9 +18,10 @@ import numpy as np
 from model.card import ModelCard
 from service.core.decoding import decode_base64, decode_image
 from service.core.errors import ApiError, ErrorCode
+from service.core.explanations import FieldTrace, explanation, saliency_output, saliency_outputs
 from service.core.features import resolve_layers
 from service.core.predictions import predict_body, predictions
-from service.core.preprocessing import FIELD, Mode, to_mnist_field
+from service.core.preprocessing import FIELD, Mode, StageRecorder, to_mnist_field
 from service.core.schemas import PredictOptions
 from service.core.types import BatchOutput, Limits, RawInput
 
@@ -50,19 +51,57 @@ class Pipeline:
             )
         return raw
 
-    def field(self, raw: RawInput, preprocess: Mode, index: int) -> np.ndarray:
-        """The 28x28 MNIST-style field (values 0-255, ink bright) of one input."""
-        return to_mnist_field(self.decode(raw, index), preprocess, index)
+    def field(self, raw: RawInput, preprocess: Mode, index: int, stages: StageRecorder | None = None) -> np.ndarray:
+        """The 28x28 MNIST-style field (values 0-255, ink bright) of one input; ``stages`` keeps each step's image."""
+        return to_mnist_field(self.decode(raw, index), preprocess, index, stages)
 
     def prepare(self, inputs: Sequence[RawInput], preprocess: Mode) -> np.ndarray:
         """Every input decoded, made an MNIST field and normalized: the float32 ``[n, 1, 28, 28]`` batch."""
-        batch = np.empty((len(inputs), 1, FIELD, FIELD), dtype=np.float32)
+        return self.normalize([self.field(raw, preprocess, index) for index, raw in enumerate(inputs)])
+
+    def trace(self, inputs: Sequence[RawInput], preprocess: Mode, stages: bool) -> list[FieldTrace]:
+        """Every input's field, kept for an explanation, with its preprocessing stages when ``stages``."""
+        traces = []
         for index, raw in enumerate(inputs):
-            batch[index, 0] = self.card.input.normalize(self.field(raw, preprocess, index))
+            recorder = StageRecorder() if stages else None
+            traces.append(FieldTrace(self.field(raw, preprocess, index, recorder), recorder))
+        return traces
+
+    def normalize(self, fields: Sequence[np.ndarray]) -> np.ndarray:
+        """28x28 fields normalized into the float32 ``[n, 1, 28, 28]`` batch."""
+        batch = np.empty((len(fields), 1, FIELD, FIELD), dtype=np.float32)
+        for index, field in enumerate(fields):
+            batch[index, 0] = self.card.input.normalize(field)
         return batch
 
-    def predictions(self, output: BatchOutput, options: PredictOptions, layers: list[str]) -> list[dict[str, Any]]:
-        return predictions(output, top_k=options.top_k, layers=layers, feature_format=options.feature_format)
+    @property
+    def backend_outputs(self) -> list[str]:
+        """Every output a backend may be asked for: the feature layers, then the saliency maps."""
+        return [*self.card.feature_layers, *saliency_outputs(len(self.card.labels))]
+
+    def outputs(self, layers: Sequence[str], options: PredictOptions) -> frozenset[str]:
+        """What a backend computes for a request: its feature layers, and saliency when explain asks for it."""
+        wanted = frozenset(layers)
+        if options.explain and "saliency" in options.explain:
+            return wanted | {saliency_output(options.saliency_label)}
+        return wanted
+
+    def predictions(
+        self,
+        output: BatchOutput,
+        options: PredictOptions,
+        layers: list[str],
+        traces: Sequence[FieldTrace] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The public predictions, with the explanation of each when the request has ``explain`` (and traces)."""
+        items = predictions(output, top_k=options.top_k, layers=layers, feature_format=options.feature_format)
+        if options.explain and traces is not None:
+            saliency = output.features.get(saliency_output(options.saliency_label))
+            for i, (item, trace) in enumerate(zip(items, traces, strict=True)):
+                maps = None if saliency is None else saliency[i]
+                label = item["label"] if options.saliency_label is None else options.saliency_label
+                item["explain"] = explanation(options.explain, trace, maps, label, options.feature_format)
+        return items
 
     def body(self, items: list[dict[str, Any]]) -> bytes:
         """The public predict response body."""

@@ -11,6 +11,9 @@ reverse, any size, off-centre, with margins) and:
 
 ``none`` accepts only 28x28 inputs already in MNIST convention (ink bright on black,
 values 0-255) as they are.
+
+An explanation may pass a :class:`StageRecorder` to keep the image after each step; without one the
+steps run exactly as they would otherwise (a ``None`` check per step).
 """
 
 from __future__ import annotations
@@ -31,6 +34,17 @@ INK_THRESHOLD = 0.25
 MIN_CONTRAST = 24.0
 
 Mode = Literal["auto", "none"]
+Stage = Literal["grayscale", "polarity", "cropped", "scaled", "centred"]
+
+
+class StageRecorder:
+    """The images ``auto`` preprocessing went through, in order: what ``explain=preprocessing`` shows."""
+
+    def __init__(self) -> None:
+        self.images: list[tuple[Stage, np.ndarray]] = []
+
+    def record(self, stage: Stage, image: np.ndarray) -> None:
+        self.images.append((stage, image))  # never written to afterwards: no copy needed
 
 
 def pixel_array(rows: list[list[float]], index: int) -> np.ndarray:
@@ -54,8 +68,9 @@ def check_pixels(values: np.ndarray, index: int) -> None:
         raise ApiError(ErrorCode.invalid_pixels, "pixel values must lie in 0-255", index=index)
 
 
-def to_mnist_field(gray: np.ndarray, mode: Mode, index: int) -> np.ndarray:
-    """A 28x28 float32 field with values 0-255, ink bright, ready for normalization."""
+def to_mnist_field(gray: np.ndarray, mode: Mode, index: int, stages: StageRecorder | None = None) -> np.ndarray:
+    """A 28x28 float32 field with values 0-255, ink bright, ready for normalization; ``stages`` (``auto`` only)
+    keeps the image after each step."""
     if mode == "none":
         if gray.shape != (FIELD, FIELD):
             raise ApiError(
@@ -64,13 +79,17 @@ def to_mnist_field(gray: np.ndarray, mode: Mode, index: int) -> np.ndarray:
                 index=index,
             )
         return gray.astype(np.float32, copy=False)
-    return _mnistify(gray.astype(np.float32, copy=False), index)
+    return _mnistify(gray.astype(np.float32, copy=False), index, stages)
 
 
-def _mnistify(gray: np.ndarray, index: int) -> np.ndarray:
+def _mnistify(gray: np.ndarray, index: int, stages: StageRecorder | None) -> np.ndarray:
+    if stages is not None:
+        stages.record("grayscale", gray)
     paper = _median(np.concatenate([gray[0, :], gray[-1, :], gray[:, 0], gray[:, -1]]))
     if paper > 127.5:
         gray, paper = 255.0 - gray, 255.0 - paper
+    if stages is not None:
+        stages.record("polarity", gray)
     ink = np.clip(gray - paper, 0.0, None)
     peak = float(ink.max())
     if peak < MIN_CONTRAST:
@@ -79,12 +98,18 @@ def _mnistify(gray: np.ndarray, index: int) -> np.ndarray:
     rows = np.flatnonzero(strokes.any(axis=1))
     cols = np.flatnonzero(strokes.any(axis=0))
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] * (255.0 / peak)
+    if stages is not None:
+        stages.record("cropped", crop)
     height, width = crop.shape
     scale = BOX / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     digit = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
     digit = np.clip(digit, 0.0, 255.0)
-    return _centre_by_mass(digit)
+    field = _centre_by_mass(digit)
+    if stages is not None:
+        stages.record("scaled", digit)
+        stages.record("centred", field)
+    return field
 
 
 def _median(values: np.ndarray) -> float:

@@ -3,13 +3,15 @@ loop when decoding is costly). Routes read and prepare inside ``batcher.arrival(
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from service.core.errors import ApiError, ErrorCode
+from service.core.explanations import FieldTrace
 from service.core.gateway import Gateway
 from service.core.pipeline import Pipeline
 from service.core.preprocessing import Mode
@@ -19,6 +21,8 @@ from service.http.dependencies import gateway_of
 # Decoding this many bytes of images takes milliseconds: do it on a worker thread so the
 # event loop keeps serving; smaller inputs are cheaper to handle inline than to hand over.
 OFFLOAD_BYTES = 256 * 1024
+
+Prepared = TypeVar("Prepared")
 
 
 def loaded_gateway(request: Request) -> Gateway:
@@ -31,9 +35,22 @@ def loaded_gateway(request: Request) -> Gateway:
 
 async def prepare_batch(pipeline: Pipeline, inputs: Sequence[RawInput], preprocess: Mode) -> np.ndarray:
     """The inputs decoded, made MNIST fields and normalized: the batcher's input."""
+    return await _off_loop_when_large(inputs, pipeline.prepare, inputs, preprocess)
+
+
+async def trace_batch(
+    pipeline: Pipeline, inputs: Sequence[RawInput], preprocess: Mode, stages: bool
+) -> tuple[np.ndarray, list[FieldTrace]]:
+    """As :func:`prepare_batch`, keeping each input's field (and preprocessing stages when ``stages``) to explain
+    it."""
+    traces = await _off_loop_when_large(inputs, pipeline.trace, inputs, preprocess, stages)
+    return pipeline.normalize([trace.field for trace in traces]), traces
+
+
+async def _off_loop_when_large(inputs: Sequence[RawInput], work: Callable[..., Prepared], *args: object) -> Prepared:
     if _encoded_bytes(inputs) > OFFLOAD_BYTES:
-        return await run_in_threadpool(pipeline.prepare, inputs, preprocess)
-    return pipeline.prepare(inputs, preprocess)
+        return await run_in_threadpool(work, *args)
+    return work(*args)
 
 
 def _encoded_bytes(inputs: Sequence[RawInput]) -> int:

@@ -65,12 +65,17 @@ async def _read_multipart(request: Request, limits: Limits) -> tuple[PredictOpti
         await form.close()
 
 
+# Query parameters that take a list: comma-separated, repeated, or both.
+LIST_OPTIONS = ("features", "explain")
+
+
 def _query_options(request: Request) -> PredictOptions:
     params = request.query_params
-    raw: dict[str, object] = {k: v for k, v in params.items() if k != "features"}
-    features = [name.strip() for value in params.getlist("features") for name in value.split(",") if name.strip()]
-    if features:
-        raw["features"] = features
+    raw: dict[str, object] = {k: v for k, v in params.items() if k not in LIST_OPTIONS}
+    for option in LIST_OPTIONS:
+        names = [name.strip() for value in params.getlist(option) for name in value.split(",") if name.strip()]
+        if names:
+            raw[option] = names
     try:
         return PredictOptions.model_validate(raw)
     except ValidationError as exc:

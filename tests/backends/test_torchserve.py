@@ -30,6 +30,7 @@ from service.core.errors import ApiError, ErrorCode
 from service.core.schemas import PredictResponse
 from service.core.settings import Settings
 from tests.backends.conftest import torchserve_env
+from tests.explanations import check_input_is_the_field, check_saliency, check_weights_reproduce_conv1, decoded
 from tests.servers import gateway_process
 from tests.uploads import encode, realistic_upload
 
@@ -94,7 +95,20 @@ def contract_calls(digits: Split) -> dict[str, Call]:
             files=files("png", [encode(images[6])]),
             params={"features": "conv2,pool1", "feature_format": "array", "top_k": "2"},
         ),
+        "explain-multipart": Call(
+            files=files("jpeg", [realistic_upload(d, rng) for d in images[:2]]),
+            params={"explain": "input,saliency,preprocessing", "features": "conv1"},
+        ),
+        "explain-another-class": Call(
+            json={"instances": pixels(images[5:7]), **none, "explain": ["saliency"], "saliency_label": 3}
+        ),
+        "explain-json-png": Call(
+            json={"instances": pixels(images[2:5]), **none, "explain": ["input", "saliency"], "feature_format": "png"}
+        ),
         "error-top-k": Call(json={"instances": pixels(images[:1]), "top_k": 0}),
+        "error-explain-preprocessing": Call(
+            json={"instances": pixels(images[:1]), **none, "explain": ["preprocessing"]}
+        ),
         "error-unknown-layer": Call(json={"instances": pixels(images[:1]), "features": ["fc7"]}),
         "error-wrong-size": Call(json={"instances": [{"pixels": [[0, 255], [255, 0]]}], **none}),
     }
@@ -103,7 +117,8 @@ def contract_calls(digits: Split) -> dict[str, Call]:
 CONTRACT = [
     "json-pixels-none", "json-pixels-auto", "json-base64-png", "json-mixed-8-images", "multipart-png",
     "multipart-jpeg-photos", "top-k-10", "features-all-array", "features-some-png", "multipart-features",
-    "error-top-k", "error-unknown-layer", "error-wrong-size",
+    "explain-multipart", "explain-another-class", "explain-json-png", "error-top-k", "error-unknown-layer",
+    "error-wrong-size", "error-explain-preprocessing",
 ]  # fmt: skip
 
 
@@ -140,6 +155,22 @@ def assert_same_prediction(actual: dict[str, Any], expected: dict[str, Any]) -> 
         mine = actual["features"][layer]
         assert {k: v for k, v in mine.items() if k != "data"} == {k: v for k, v in theirs.items() if k != "data"}
         np.testing.assert_allclose(feature_values(mine), feature_values(theirs), atol=1e-4, rtol=1e-4)
+    if "explain" in expected:
+        assert_same_explanation(actual["explain"], expected["explain"])
+
+
+def assert_same_explanation(actual: dict[str, Any], expected: dict[str, Any]) -> None:
+    """The gateway made the input and the stages: identical. Each backend computed the saliency: close."""
+    assert set(actual) == set(expected)
+    assert actual.get("input") == expected.get("input")
+    assert actual.get("preprocessing") == expected.get("preprocessing")
+    mine, theirs = actual["saliency"], expected["saliency"]
+    assert {k: v for k, v in mine.items() if k != "data"} == {k: v for k, v in theirs.items() if k != "data"}
+    if theirs["format"] == "array":
+        scale = np.abs(decoded(theirs)).max()
+        np.testing.assert_allclose(decoded(mine), decoded(theirs), atol=1e-4 * scale, rtol=0)
+    else:  # each rounded to 8 bits: tiny float differences move a pixel by 1
+        np.testing.assert_allclose(decoded(mine), decoded(theirs), atol=1, rtol=0)
 
 
 def feature_values(encoded: dict[str, Any]) -> np.ndarray:
@@ -185,6 +216,13 @@ def test_the_open_inference_protocol_through_torchserve(
         assert via_torchserve.as_numpy("label").tolist() == embedded.as_numpy("label").tolist()
         for name in ("probabilities", "conv1"):
             np.testing.assert_allclose(via_torchserve.as_numpy(name), embedded.as_numpy(name), atol=ATOL, rtol=0)
+
+
+def test_explain_and_the_layers_endpoint_through_torchserve(ts_gateway: ServerProcess) -> None:
+    """TorchServe's handler computes the saliency; the gateway reads conv1's weights off the same artifact."""
+    explained = check_input_is_the_field(ts_gateway.url)
+    check_saliency(explained)
+    check_weights_reproduce_conv1(ts_gateway.url, explained)
 
 
 # --- outages --------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from service.backends.torchserve.wire import (
     is_tensor,
 )
 from service.core.errors import ApiError, ErrorCode
+from service.core.explanations import SALIENCY
 from service.core.pipeline import Pipeline
 from service.core.types import BatchOutput, Limits
 
@@ -60,6 +61,19 @@ def test_the_answer_comes_back_losslessly_with_only_the_layers_asked_for(card: M
     np.testing.assert_array_equal(output.probabilities, probabilities)
     np.testing.assert_array_equal(output.features["conv1"], conv1)
     assert len(body) / 4 <= 1.1 * conv1[0].nbytes  # one layer: about its float32 size per image, nothing more
+
+
+def test_saliency_is_asked_for_and_answered_like_a_layer(pipeline: Pipeline) -> None:
+    outputs = frozenset({"conv1", SALIENCY, f"{SALIENCY}.3"})
+    body, headers = encode_request(batch(2), outputs)
+    assert decode_request(body, headers, pipeline.backend_outputs, max_images=8).layers == outputs
+    saliency = np.random.default_rng(4).normal(size=(2, 28, 28)).astype(np.float32)
+    conv1 = np.zeros((2, 16, 28, 28), np.float32)
+    maps = {"conv1": conv1, SALIENCY: saliency, f"{SALIENCY}.3": -saliency}
+    answer = encode_response(BatchOutput(np.zeros((2, 10), np.float32), maps))
+    received = decode_response(answer, 2, outputs).features
+    np.testing.assert_array_equal(received[SALIENCY], saliency)
+    np.testing.assert_array_equal(received[f"{SALIENCY}.3"], -saliency)
 
 
 @pytest.mark.parametrize(
@@ -117,6 +131,7 @@ def test_direct_json_pixels_go_through_the_pipeline(pipeline: Pipeline, card: Mo
         ({"instances": [{"image": "iVBORw0KGgo="}]}, ErrorCode.invalid_request),
         ({"instances": [{"pixels": [[0] * 28] * 28}], "preprocess": "auto"}, ErrorCode.invalid_request),
         ({"instances": [{"pixels": [[0] * 28] * 28}], "features": ["conv9"]}, ErrorCode.unknown_feature_layer),
+        ({"instances": [{"pixels": [[0] * 28] * 28}], "explain": ["saliency"]}, ErrorCode.invalid_request),
         ({"instances": []}, ErrorCode.invalid_request),
         ([1, 2], ErrorCode.invalid_request),
     ],

@@ -10,7 +10,7 @@ from model.card import InputSpec, load_card
 from model.mnist import load_test_split
 from service.core.decoding import decode_image
 from service.core.errors import ApiError, ErrorCode
-from service.core.preprocessing import FIELD, check_pixels, to_mnist_field
+from service.core.preprocessing import FIELD, StageRecorder, check_pixels, to_mnist_field
 from tests.uploads import realistic_upload
 
 SAMPLES = 2000
@@ -53,6 +53,21 @@ def test_polarity_and_centring() -> None:
     cy = (weights.sum(1) * np.arange(FIELD)).sum()
     cx = (weights.sum(0) * np.arange(FIELD)).sum()
     assert abs(cy - 13.5) <= 1 and abs(cx - 13.5) <= 1
+
+
+def test_recorded_stages_lead_to_the_same_field() -> None:
+    page = np.full((300, 200), 240, np.float32)
+    page[40:140, 20:50] = 10
+    stages = StageRecorder()
+    field = to_mnist_field(page, "auto", 0, stages)
+    np.testing.assert_array_equal(field, to_mnist_field(page, "auto", 0))
+    names = [name for name, _ in stages.images]
+    assert names == ["grayscale", "polarity", "cropped", "scaled", "centred"]
+    images = dict(stages.images)
+    assert images["grayscale"].shape == images["polarity"].shape == (300, 200)
+    assert images["polarity"][0, 0] == 15 and images["cropped"].shape == (100, 30)  # paper dark, still there
+    assert images["scaled"].shape == (20, 6)
+    assert images["centred"] is field
 
 
 def test_bright_ink_on_dark_is_not_inverted() -> None:

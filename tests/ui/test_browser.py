@@ -28,10 +28,11 @@ from selenium.webdriver.common.actions.pointer_input import PointerInput
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from model.card import ModelCard
 from service.core.api_keys import new_key
+from tests.cards import calibrated_artifact
 from tests.servers import REPO, ServerProcess, gateway_process
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -163,6 +164,85 @@ def check_prediction(driver: Chrome, card: ModelCard) -> str:
     return label
 
 
+SEEN = """const c = document.getElementById('seen');
+    const p = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let ink = 0, colored = 0;
+    for (let i = 0; i < p.length; i += 4) {
+      if (p[i] + p[i + 1] + p[i + 2] > 60) ink++;
+      if (Math.abs(p[i] - p[i + 2]) > 40) colored++;
+    }
+    return {label: c.dataset.label || null, salient: Number(c.dataset.salient || 0), ink: ink, colored: colored,
+            stages: [...document.querySelectorAll('#stages li')].filter(li => li.querySelector('img').naturalWidth > 0)
+                    .map(li => li.dataset.stage)}"""
+STAGES = ["grayscale", "polarity", "cropped", "scaled", "centred"]
+
+
+def check_what_the_model_saw(driver: Chrome, label: str) -> None:
+    """The input field is drawn with its saliency for the predicted digit; the toggle takes the overlay away."""
+    seen = wait_until(
+        driver,
+        lambda d: v if (v := d.execute_script(SEEN))["label"] == label and v["stages"] == STAGES else None,
+        "what the model saw",
+    )
+    assert seen["ink"] > 20 and seen["salient"] > 5 and seen["colored"] > 5
+    toggle = driver.find_element(By.ID, "saliency-toggle")
+    toggle.click()
+    wait_until(driver, lambda d: d.execute_script(SEEN)["colored"] == 0 or None, "the input without saliency")
+    toggle.click()
+    wait_until(driver, lambda d: d.execute_script(SEEN)["colored"] > 5 or None, "the saliency back")
+    # Another digit's saliency, picked in the chart.
+    other = "3" if label != "3" else "5"
+    driver.find_element(By.CSS_SELECTOR, f'#bars li[data-label="{other}"]').click()
+    wait_until(driver, lambda d: ((v := d.execute_script(SEEN))["label"] == other and v["colored"] > 5) or None, other)
+    driver.find_element(By.CSS_SELECTOR, f'#bars li[data-label="{label}"]').send_keys(Keys.ENTER)
+    wait_until(driver, lambda d: d.execute_script(SEEN)["label"] == label or None, "the predicted digit again")
+
+
+INSPECTED = """const value = document.getElementById('inspect-value');
+    const served = document.getElementById('inspect-served');
+    const map = document.getElementById('inspect-map');
+    return value && served ? {value: Number(value.dataset.value), served: Number(served.dataset.value),
+                              label: map.getAttribute('aria-label'), text: value.textContent} : null"""
+
+
+def inspected(driver: Chrome, label_part: str) -> dict[str, Any]:
+    return wait_until(
+        driver, lambda d: v if (v := d.execute_script(INSPECTED)) and label_part in v["label"] else None, label_part
+    )
+
+
+def check_the_arithmetic_of_a_channel(driver: Chrome) -> None:
+    """conv1 channel 0 opened by a click on its tile; a hovered pixel's sum equals the served value."""
+    tiles = driver.find_element(By.ID, "maps-conv1")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", tiles)
+    corner = tiles.size["width"] / 2 - 3, tiles.size["height"] / 2 - 3  # inside the first tile, from the centre
+    ActionChains(driver).move_to_element_with_offset(tiles, -round(corner[0]), -round(corner[1])).click().perform()
+    inspected(driver, "conv1 channel 0,")
+    canvas = driver.find_element(By.ID, "inspect-map")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
+    step, half = canvas.size["width"] / 28, canvas.size["width"] / 2
+    for row, col in ((14, 14), (8, 11), (20, 16)):
+        offset = round((col + 0.5) * step - half), round((row + 0.5) * step - half)
+        ActionChains(driver).move_to_element_with_offset(canvas, *offset).perform()
+        shown = inspected(driver, f"row {row}, column {col}")
+        assert shown["value"] == pytest.approx(shown["served"], abs=1e-4)
+    # The keyboard moves the pixel; a pooling layer opened from the form shows its winner.
+    canvas.send_keys(Keys.ARROW_LEFT)
+    inspected(driver, "row 20, column 15")
+    Select(driver.find_element(By.ID, "inspect-layer")).select_by_value("pool1")
+    channel = driver.find_element(By.ID, "inspect-channel")
+    channel.clear()
+    channel.send_keys("5", Keys.ENTER)
+    pooled = inspected(driver, "pool1 channel 5,")
+    assert pooled["value"] == pooled["served"]
+    assert driver.find_elements(By.CSS_SELECTOR, "#inspect-math td.winner")
+    Select(driver.find_element(By.ID, "inspect-layer")).select_by_value("conv4")
+    channel.clear()
+    channel.send_keys("63", Keys.ENTER)
+    deep = inspected(driver, "conv4 channel 63,")
+    assert deep["value"] == pytest.approx(deep["served"], abs=1e-4)
+
+
 def test_draw_a_digit_and_see_every_layer(browser: Chrome, gateway: ServerProcess) -> None:
     card = served_card(gateway)
     browser.set_window_size(1280, 1000)
@@ -173,14 +253,21 @@ def test_draw_a_digit_and_see_every_layer(browser: Chrome, gateway: ServerProces
 
     before = predict_count(gateway)
     draw(browser, pad, SEVEN, interaction.POINTER_MOUSE)
-    check_prediction(browser, card)
+    label = check_prediction(browser, card)
     time.sleep(0.5)
     assert predict_count(gateway) == before + 1  # one stroke, one request
+    check_what_the_model_saw(browser, label)
     assert console_errors(browser) == []
     screenshot(browser, "index.png")
+    check_the_arithmetic_of_a_channel(browser)
+    assert console_errors(browser) == []
+    screenshot(browser, "index-channel.png")
 
     # The diagram's stages lead to their feature maps.
-    browser.find_element(By.CSS_SELECTOR, f'#diagram a[href="#features-{card.feature_layers[-1]}"]').click()
+    stage = browser.find_element(By.CSS_SELECTOR, f'#diagram a[href="#features-{card.feature_layers[-1]}"]')
+    name = stage.find_element(By.CSS_SELECTOR, ".stage-name")  # painted: the link's box has gaps in an SVG
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", name)
+    name.click()
     assert browser.execute_script("return location.hash") == f"#features-{card.feature_layers[-1]}"
 
     # A finger works too, after Clear empties the page.
@@ -188,9 +275,33 @@ def test_draw_a_digit_and_see_every_layer(browser: Chrome, gateway: ServerProces
     browser.find_element(By.ID, "clear").click()
     assert browser.find_element(By.ID, "label").text == "\u2013"  # the en dash of an empty result
     assert browser.find_elements(By.CSS_SELECTOR, "#bars li") == []
+    assert browser.execute_script(SEEN) == {"label": None, "salient": 0, "ink": 0, "colored": 0, "stages": []}
     browser.execute_script("window.scrollTo(0, 0)")
     draw(browser, pad, ONE, interaction.POINTER_TOUCH)
     check_prediction(browser, card)
+
+
+MODEL_PANEL = """const svg = document.querySelector('#reliability svg');
+    const note = document.querySelector('#reliability p');
+    return {bins: svg ? Number(svg.dataset.bins) : null, note: note ? note.textContent : '',
+            perClass: document.querySelectorAll('#per-class tr').length,
+            confusion: [...document.querySelectorAll('#confusion tr')].map(tr => tr.cells.length),
+            errors: document.querySelectorAll('#confusion td.error').length}"""
+
+
+def test_the_model_panel_shows_the_cards_reliability_diagram(browser: Chrome, artifact: Path, tmp_path: Path) -> None:
+    copy, card = calibrated_artifact(artifact, tmp_path)
+    with gateway_process(tmp_path, {"DIGITS_ARTIFACT": str(copy)}) as server:
+        browser.set_window_size(1280, 1000)
+        browser.get(f"{server.url}/")
+        panel = wait_until(browser, lambda d: p if (p := d.execute_script(MODEL_PANEL))["bins"] else None, "the panel")
+        browser.execute_script("document.getElementById('model-title').scrollIntoView()")
+        screenshot(browser, "index-model.png")
+    assert panel["bins"] == 3 and "calibration error 0.65%" in panel["note"]
+    assert panel["perClass"] == 10 and panel["confusion"] == [11] * 11
+    matrix = card.evaluation.confusion_matrix
+    assert panel["errors"] == sum(1 for i, row in enumerate(matrix) for j, n in enumerate(row) if i != j and n > 0)
+    assert console_errors(browser) == []
 
 
 def test_upload_an_image_file(browser: Chrome, gateway: ServerProcess, tmp_path: Path) -> None:
@@ -203,7 +314,9 @@ def test_upload_an_image_file(browser: Chrome, gateway: ServerProcess, tmp_path:
     browser.get(f"{gateway.url}/")
     wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#features figure"), "the model card")
     browser.find_element(By.ID, "file").send_keys(str(path))
-    check_prediction(browser, card)
+    check_what_the_model_saw(browser, check_prediction(browser, card))
+    panel = browser.execute_script(MODEL_PANEL)  # the shipped card has no calibration: no diagram, a note
+    assert panel["bins"] is None and "no calibration" in panel["note"] and panel["perClass"] == 10
     # The upload is drawn on the pad: its centre is ink-free paper, the stroke is there somewhere.
     dark = browser.execute_script(
         "const c = document.getElementById('pad'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height);"

@@ -90,7 +90,7 @@ class DigitsHandler:
         try:
             if is_tensor(body):
                 limits = self._pipeline.limits
-                return decode_request(bytes(body), headers, self._pipeline.card.feature_layers, limits.max_images)
+                return decode_request(bytes(body), headers, self._pipeline.backend_outputs, limits.max_images)
             return decode_direct_request(body, self._pipeline)
         except ApiError as error:
             return error

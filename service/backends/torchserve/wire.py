@@ -2,15 +2,16 @@
 
 Gateway to TorchServe, ``POST /predictions/<model>``: the normalized float32 batch ``[n, 1, 28, 28]`` as
 ``.npy`` bytes (``application/octet-stream``), and in ``X-Digits-Layers`` the union of the feature layers that
-the batch's requests asked for (comma-separated; absent: none).
+the batch's requests asked for, with ``saliency`` (of each image's predicted class) or ``saliency.<class>`` when
+they ask to explain it (comma-separated; absent: none).
 
-TorchServe to the gateway: an ``.npz`` archive (uncompressed) with ``probabilities`` ``[n, 10]`` and one array
-per requested layer ``[n, C, H, W]``, all float32; or on failure the error body ``{"error": {...}}`` with that
-error's status. The public JSON is built once, by the gateway.
+TorchServe to the gateway: an ``.npz`` archive (uncompressed) with ``probabilities`` ``[n, 10]``, one array
+per requested layer ``[n, C, H, W]`` and per requested saliency ``[n, 28, 28]``, all float32; or on failure
+the error body ``{"error": {...}}`` with that error's status. The public JSON is built once, by the gateway.
 
 TorchServe also takes the public predict JSON with 28x28 ``pixels`` (``preprocess`` absent or ``none``) and
 answers the public predict body: the format of clients that call TorchServe directly, such as
-``digits benchmark --targets torchserve``.
+``digits benchmark --targets torchserve``; ``explain`` is the gateway's alone.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def encode_request(batch: np.ndarray, layers: frozenset[str]) -> tuple[bytes, di
     return buffer.getvalue(), headers
 
 
-def decode_request(body: bytes, headers: Mapping[str, str], known_layers: list[str], max_images: int) -> TensorRequest:
+def decode_request(body: bytes, headers: Mapping[str, str], known_outputs: list[str], max_images: int) -> TensorRequest:
     """The handler's reading of :func:`encode_request`, validated."""
     try:
         batch: np.ndarray = np.load(io.BytesIO(body), allow_pickle=False)
@@ -73,7 +74,7 @@ def decode_request(body: bytes, headers: Mapping[str, str], known_layers: list[s
     if not np.isfinite(batch).all():
         raise ApiError(ErrorCode.invalid_pixels, "the tensor contains NaN or infinity")
     requested = [name.strip() for name in _header(headers, LAYERS_HEADER).split(",") if name.strip()]
-    return TensorRequest(batch, frozenset(resolve_layers(requested, known_layers)))
+    return TensorRequest(batch, frozenset(resolve_layers(requested, known_outputs)))
 
 
 def encode_response(output: BatchOutput) -> bytes:
@@ -127,6 +128,8 @@ def decode_direct_request(body: object, pipeline: Pipeline) -> DirectRequest:
             ErrorCode.invalid_request,
             "TorchServe takes 28x28 pixels in MNIST convention (preprocess none); send other images to the gateway",
         )
+    if request.explain:
+        raise ApiError(ErrorCode.invalid_request, "explain is answered by the gateway; send the request there")
     count, limit = len(request.instances), pipeline.limits.max_images
     if count > limit:
         raise ApiError(ErrorCode.too_many_images, f"{count} images in one request; the limit is {limit}")

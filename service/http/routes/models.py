@@ -1,15 +1,44 @@
-"""GET /v1/models/digits: the model card and how it is served."""
+"""GET /v1/models/digits: the model card and how it is served; GET /v1/models/digits/layers/{name}: one layer's
+served parameters."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
+from fastapi import APIRouter, Query, Request
+
+from service.core.layer_parameters import ParameterFormat
+from service.core.schemas import ErrorResponse, LayerResponse
 from service.http.dependencies import GatewayDep
+from service.http.inference import loaded_gateway
 from service.http.responses import JSONBytesResponse
 
 router = APIRouter(tags=["model"])
+
+LAYER_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "unknown_layer: the model card lists no such layer"},
+    422: {"model": ErrorResponse, "description": "invalid_request: format is neither array nor png"},
+    503: {"model": ErrorResponse, "description": "not_ready: the model is still loading"},
+}
 
 
 @router.get("/v1/models/digits", summary="Model card plus serving info (backend, device, batching)")
 async def model_card(gateway: GatewayDep) -> JSONBytesResponse:
     return JSONBytesResponse({**gateway.card.model_dump(mode="json"), "serving": gateway.serving_info()})
+
+
+@router.get(
+    "/v1/models/digits/layers/{name}",
+    summary="One layer's served parameters: convolution weights and bias (batch norm folded), stride, padding",
+    responses={200: {"model": LayerResponse}, **LAYER_ERRORS},
+)
+async def layer(
+    request: Request,
+    name: str,
+    format: Annotated[
+        ParameterFormat, Query(description="array: base64 float32 with shape; png: the kernels in a grid")
+    ] = "array",
+) -> JSONBytesResponse:
+    parameters = loaded_gateway(request).layer_parameters
+    assert parameters is not None, "a loaded gateway has read its layers"
+    return JSONBytesResponse(parameters.describe(name, format))

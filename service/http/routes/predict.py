@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from service.core.schemas import ErrorResponse, PredictOptions, PredictRequest, PredictResponse
-from service.http.inference import loaded_gateway, prepare_batch
+from service.http.inference import loaded_gateway, prepare_batch, trace_batch
 from service.http.openapi import request_body_schema
 from service.http.requests import read_predict_request
 from service.http.responses import JSONBytesResponse
@@ -59,11 +59,17 @@ REQUEST_BODY = {
 async def predict(request: Request) -> JSONBytesResponse:
     gateway = loaded_gateway(request)
     pipeline = gateway.pipeline
+    traces = None
     with gateway.batcher.arrival():  # under overload, refused before its body is read and decoded
         options, inputs = await read_predict_request(request, pipeline.limits)
         layers = pipeline.layers(options.features)
-        batch = await prepare_batch(pipeline, inputs, options.preprocess)
-    output = await gateway.batcher.submit(batch, frozenset(layers))
-    items = pipeline.predictions(output, options, layers)
+        outputs = pipeline.outputs(layers, options)
+        if options.explain:
+            stages = "preprocessing" in options.explain
+            batch, traces = await trace_batch(pipeline, inputs, options.preprocess, stages)
+        else:
+            batch = await prepare_batch(pipeline, inputs, options.preprocess)
+    output = await gateway.batcher.submit(batch, outputs)
+    items = pipeline.predictions(output, options, layers, traces)
     gateway.count_predictions(item["label"] for item in items)
     return JSONBytesResponse(pipeline.body(items))
