@@ -308,34 +308,35 @@ def backend_for(url: str, timeout: float = 0.5) -> TorchServeBackend:
 BATCH = np.zeros((2, 1, 28, 28), np.float32)
 
 
-@pytest.mark.parametrize("misbehaving", ["hang"], indirect=True)
-async def test_a_backend_that_never_answers_is_a_timeout_and_is_not_retried(misbehaving: Misbehaving) -> None:
+async def predict_error(misbehaving: Misbehaving) -> tuple[ApiError, int, bool]:
+    """The error a prediction against the misbehaving server ends in, the connections it made, and whether the
+    backend then says it is ready."""
     backend = backend_for(misbehaving.url)
     await backend.setup()
     try:
         misbehaving.connections = 0
         with pytest.raises(ApiError) as error:
             await backend.predict(BATCH, frozenset())
-        assert error.value.code == ErrorCode.backend_timeout and error.value.status == 504
-        assert misbehaving.connections == 1
-        assert not await backend.ready()
+        connections = misbehaving.connections
+        return error.value, connections, await backend.ready()
     finally:
         await backend.close()
+
+
+@pytest.mark.parametrize("misbehaving", ["hang"], indirect=True)
+async def test_a_backend_that_never_answers_is_a_timeout_and_is_not_retried(misbehaving: Misbehaving) -> None:
+    error, connections, ready = await predict_error(misbehaving)
+    assert error.code == ErrorCode.backend_timeout and error.status == 504
+    assert connections == 1
+    assert not ready
 
 
 @pytest.mark.parametrize("misbehaving", ["hang-up"], indirect=True)
 async def test_a_dropped_connection_is_retried_once_then_503(misbehaving: Misbehaving) -> None:
-    backend = backend_for(misbehaving.url)
-    await backend.setup()
-    try:
-        misbehaving.connections = 0
-        with pytest.raises(ApiError) as error:
-            await backend.predict(BATCH, frozenset())
-        assert error.value.code == ErrorCode.backend_unavailable and error.value.status == 503
-        assert error.value.headers == {"Retry-After": "1"}
-        assert misbehaving.connections == 2
-    finally:
-        await backend.close()
+    error, connections, _ = await predict_error(misbehaving)
+    assert error.code == ErrorCode.backend_unavailable and error.status == 503
+    assert error.headers == {"Retry-After": "1"}
+    assert connections == 2
 
 
 async def test_a_refused_connection_is_503_at_once() -> None:
