@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from loadtest.machine import describe_machine
+from loadtest.previous_model import PreviousModelLoopTarget, PreviousReleaseModelLoopTarget
 from loadtest.results import BenchmarkRun, Measurement, Skipped
 from loadtest.samples import load_samples
 from loadtest.targets import (
@@ -41,6 +42,8 @@ TARGETS: dict[str, Callable[[], Target]] = {
     target.name: target
     for target in (
         ModelLoopTarget,
+        PreviousModelLoopTarget,
+        PreviousReleaseModelLoopTarget,
         EchoTarget,
         NaiveTarget,
         GatewayTarget,

@@ -8,6 +8,7 @@ exception: no server, the model called in a loop in its own process.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import urllib.error
@@ -232,17 +233,26 @@ class ModelLoopTarget(Target):
     def stop(self) -> None:
         return None
 
+    def artifact(self, context: BenchContext) -> Path:
+        return context.artifact
+
+    def code_root(self) -> Path | None:
+        """Where the loop's code is imported from: ``None`` for this checkout."""
+        return None
+
     def measure(self, workload: Workload, connections: int, context: BenchContext) -> Measurement:
         command = [
             context.python, "-m", "loadtest.model_loop",
-            "--artifact", str(context.artifact),
+            "--artifact", str(self.artifact(context)),
             "--workload", workload.value,
             "--batch-size", str(connections),
             "--duration", str(context.duration_s),
             "--warmup", str(max(context.warmup_s, 0.5)),
             "--torch-threads", str(context.torch_threads),
         ]  # fmt: skip
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        root = self.code_root()
+        env = None if root is None else {**os.environ, "PYTHONPATH": str(root)}
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root, env=env)
         try:
             out, err = process.communicate(timeout=context.duration_s + context.warmup_s + 120)
         except subprocess.TimeoutExpired as exc:

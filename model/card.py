@@ -49,18 +49,28 @@ class InputSpec(BaseModel):
         return (gray * np.float32(1 / 255) - np.float32(self.mean)) * np.float32(1 / self.std)
 
 
+# Fields added with model 2.0.0 are optional, so that earlier cards still load (a rolled-back model,
+# or the previous model benchmarked side by side with this one).
+
+
 class Training(BaseModel):
     seed: int
     epochs: int
     batch_size: int
-    wall_time_seconds: float
+    threads: int | None = Field(None, description="CPU threads (torch.set_num_threads) the job trained with")
+    train_samples: int | None = None
+    validation_samples: int | None = Field(None, description="Held out of the training digits, for calibration only")
+    wall_time_seconds: float = Field(description="From the start of the job to the written card")
+    cpu_seconds: float | None = Field(None, description="CPU time (user + system, all threads) over the same span")
+    load_average: list[float] | None = Field(None, description="The machine's 1, 5 and 15 minute load at the end")
     device: str
     torch_version: str
     optimizer: str
     schedule: str
     data_sha256: dict[str, str]
     epoch_losses: list[float]
-    epoch_test_accuracy: list[float]
+    epoch_test_accuracy: list[float] = Field([], description="Model 1 only: it reported test accuracy per epoch")
+    epoch_validation_accuracy: list[float] = []
 
 
 class ReliabilityBin(BaseModel):
@@ -77,6 +87,15 @@ class CalibrationMetrics(BaseModel):
     ece: float = Field(description="Expected calibration error over the reliability bins (15, equal width)")
     nll: float = Field(description="Mean negative log-likelihood of the true label, in nats")
     reliability: list[ReliabilityBin]
+
+
+class Calibration(BaseModel):
+    method: str = "temperature scaling: logits / T, T fitted by LBFGS on the validation NLL, baked into the last layer"
+    temperature: float
+    validation_samples: int
+    uncalibrated: CalibrationMetrics = Field(
+        description="On the test digits with T = 1; the calibrated figures, as served, are under evaluation"
+    )
 
 
 class Evaluation(BaseModel):
@@ -98,7 +117,8 @@ class ModelCard(BaseModel):
     input: InputSpec
     layers: list[Layer]
     training: Training
-    evaluation: Evaluation
+    calibration: Calibration | None = None
+    evaluation: Evaluation = Field(description="The artifact as served (calibrated), on the MNIST test digits")
 
     @property
     def feature_layers(self) -> list[str]:

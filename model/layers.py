@@ -52,8 +52,8 @@ def describe_layers(model: ConvNet, image_size: int = 28) -> list[Layer]:
                 raise TypeError(f"describe_layers does not know layer {name!r} ({type(module).__name__})")
         x = model.flatten(x)
         rows.append(Layer(name="flatten", kind="flatten", output_shape=list(x.shape[1:]), feature_map=False))
-        for name, linear in (("fc1", model.fc1), ("fc2", model.fc2)):
+        for number, linear in enumerate(model.linear_layers(), start=1):
             x = linear(x)
-            rows.append(Layer(name=name, kind="linear", output_shape=list(x.shape[1:]), feature_map=False))
+            rows.append(Layer(name=f"fc{number}", kind="linear", output_shape=list(x.shape[1:]), feature_map=False))
     model.train(was_training)
     return rows

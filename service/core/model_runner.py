@@ -18,6 +18,13 @@ from service.core.types import BatchOutput
 
 NO_LAYERS: frozenset[str] = frozenset()
 
+# On the CPU, oneDNN Graph fuses each convolution with its bias and ReLU (and pooling) into one primitive
+# on plain tensors: at batch 1 the network runs 2-3x faster than with optimize_for_inference's oneDNN
+# convolutions, which pay a layout reorder and a separate ReLU per layer. Fused kernels are compiled
+# per input shape and run best at small batches, so a batch runs as chunks of these sizes only
+# (13 images: 8 + 4 + 1), all compiled at start-up.
+CPU_CHUNKS = (8, 4, 2, 1)
+
 
 class ModelRunner:
     def __init__(self, artifact: Path, device: torch.device, torch_threads: int) -> None:
@@ -26,16 +33,16 @@ class ModelRunner:
         card = load_card(artifact)
         self._saliency_outputs = saliency_outputs(len(card.labels))
         self._black = float(card.input.normalize(np.zeros(1, np.float32))[0])  # a black pixel
-        module = torch.jit.load(str(artifact), map_location=device).eval()
-        self._gradients = module  # optimize_for_inference returns a copy without autograd: saliency uses this one
-        if device.type == "cpu":
-            # oneDNN convolutions: about twice the batched CPU throughput, same outputs within 1e-6.
-            module = torch.jit.optimize_for_inference(module, other_methods=["forward_features"])
-        self._module = module
-        warmup = np.zeros((8, 1, 28, 28), dtype=np.float32)
+        self._chunks = CPU_CHUNKS if device.type == "cpu" else ()
+        if self._chunks:
+            torch.jit.enable_onednn_fusion(True)  # process-wide; read when a graph is first optimized
+        self._module = torch.jit.load(str(artifact), map_location=device).eval()
+        self._gradients = torch.jit.load(str(artifact), map_location=device).eval()  # its own plans, with autograd
         every_output = frozenset([*card.feature_layers, *self._saliency_outputs])
-        for layers in (NO_LAYERS, every_output, NO_LAYERS):
-            self.run(warmup, layers)
+        for size in self._chunks or (8,):
+            warmup = np.zeros((size, 1, 28, 28), dtype=np.float32)
+            for layers in (NO_LAYERS, NO_LAYERS, every_output, every_output, NO_LAYERS):
+                self.run(warmup, layers)
 
     def run(self, batch: np.ndarray, layers: frozenset[str]) -> BatchOutput:
         """Probabilities of a normalized float32 ``[n, 1, 28, 28]`` batch, the feature maps of ``layers``, and when
@@ -43,14 +50,28 @@ class ModelRunner:
         their maps ``[n, 28, 28]``."""
         with torch.inference_mode():
             x = torch.from_numpy(batch).to(self.device, non_blocking=True)
-            if layers:
-                logits, maps = self._module.forward_features(x)
-                features = {name: t.float().cpu().numpy() for name, t in maps.items() if name in layers}
-            else:
-                logits, features = self._module(x), {}
+            parts = [self._forward(chunk, layers) for chunk in self._split(x)]
+            logits = torch.cat([part_logits for part_logits, _ in parts])
+            features = {name: np.concatenate([maps[name] for _, maps in parts]) for name in parts[0][1]}
             probabilities = torch.softmax(logits.float(), dim=1).cpu().numpy()
         for name, label in self._saliency_outputs.items():
             if name in layers:
                 targets = probabilities.argmax(axis=1) if label is None else np.full(len(batch), label)
                 features[name] = gradient_times_input(self._gradients, batch, targets, self._black, self.device)
         return BatchOutput(probabilities, features)
+
+    def _split(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if not self._chunks or len(x) == 0:
+            return [x]
+        chunks, start = [], 0
+        for size in self._chunks:
+            while len(x) - start >= size:
+                chunks.append(x[start : start + size])
+                start += size
+        return chunks
+
+    def _forward(self, x: torch.Tensor, layers: frozenset[str]) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+        if not layers:
+            return self._module(x), {}
+        logits, maps = self._module.forward_features(x)
+        return logits, {name: t.float().cpu().numpy() for name, t in maps.items() if name in layers}

@@ -1,4 +1,5 @@
-"""The model as every server runs it: oneDNN-optimized on CPU, yet the same outputs as the plain TorchScript file."""
+"""The model as every server runs it: fused by oneDNN Graph on CPU, in chunks, yet the same outputs as the plain
+TorchScript file."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 
 from model.card import load_card
 from model.device import resolve_device
-from service.core.model_runner import ModelRunner
+from service.core.model_runner import CPU_CHUNKS, ModelRunner
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +28,22 @@ def test_probabilities_match_the_plain_module(artifact: Path, runner: ModelRunne
     assert output.features == {}
     assert output.probabilities.dtype == np.float32
     np.testing.assert_allclose(output.probabilities, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("images", [1, 13, 64])
+def test_a_batch_of_any_size_runs_in_chunks_with_the_plain_module_outputs(
+    artifact: Path, runner: ModelRunner, images: int
+) -> None:
+    batch = np.random.default_rng(images).normal(size=(images, 1, 28, 28)).astype(np.float32)
+    card = load_card(artifact)
+    plain = torch.jit.load(str(artifact), map_location="cpu").eval()
+    with torch.inference_mode():
+        logits, maps = plain.forward_features(torch.from_numpy(batch))
+    output = runner.run(batch, frozenset(card.feature_layers))
+    np.testing.assert_allclose(output.probabilities, torch.softmax(logits, dim=1).numpy(), atol=1e-5)
+    for name, expected in maps.items():
+        np.testing.assert_allclose(output.features[name], expected.numpy(), atol=1e-4)
+    assert sum(CPU_CHUNKS) < 64  # 64 images take several chunks of the largest size
 
 
 def test_features_are_the_asked_card_layers_with_their_shapes(artifact: Path, runner: ModelRunner) -> None:

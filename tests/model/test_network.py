@@ -9,7 +9,7 @@ import torch
 
 from model.card import load_card
 from model.layers import describe_layers
-from model.network import ConvNet
+from model.network import Conv, ConvNet, Pool
 
 LOADER = """
 import json, sys, torch
@@ -36,7 +36,7 @@ def load_in_clean_process(artifact: Path, cwd: Path) -> dict[str, object]:
 
 
 def test_scripted_model_loads_without_project_code(tmp_path: Path) -> None:
-    model = ConvNet(stages=((8,), (16, 16)), hidden=24).eval()
+    model = ConvNet(layout=(Conv(8), Pool(), Conv(16), Conv(16), Pool()), hidden=24).eval()
     path = tmp_path / "net.pt"
     torch.jit.script(model).save(str(path))
     result = load_in_clean_process(path, tmp_path)
@@ -64,4 +64,6 @@ def test_layer_table_follows_the_shape_formula() -> None:
             size = (size - row.kernel_size + 2 * row.padding) // row.stride + 1
             assert row.output_shape[1:] == [size, size]
     assert rows[-1].output_shape == [10]
-    assert [r.kind for r in rows][-3:] == ["flatten", "linear", "linear"]
+    assert [r.kind for r in rows][-2:] == ["flatten", "linear"]
+    hidden = describe_layers(ConvNet(hidden=32))
+    assert [(r.name, r.output_shape) for r in hidden][-3:] == [("flatten", [1600]), ("fc1", [32]), ("fc2", [10])]

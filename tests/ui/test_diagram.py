@@ -10,12 +10,12 @@ import torch.nn.functional as F
 
 from model.card import Layer, ModelCard, load_card
 from model.layers import describe_layers
-from model.network import ConvNet
+from model.network import Conv, ConvNet, Pool
 from service.core.settings import Settings
 from service.ui.diagram import MINUS, TIMES, card_svg, network_svg, shape_text, size_rule
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
-SMALL_NETWORK = ConvNet(stages=((8,), (16,), (16,)), hidden=32)
+SMALL_NETWORK = ConvNet(layout=(Conv(8), Pool(), Conv(16), Pool(), Conv(16), Pool()), hidden=32)
 
 
 @pytest.fixture(scope="module")

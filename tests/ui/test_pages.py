@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from model.card import ModelCard, file_sha256, load_card, save_card
 from model.layers import describe_layers
-from model.network import ConvNet, parameter_count
+from model.network import Conv, ConvNet, Pool, parameter_count
 from service.core.settings import Settings
 from service.ui.diagram import card_svg, shape_text
 from tests.servers import ServerProcess, gateway_process
@@ -81,7 +81,7 @@ def test_diagram_route_draws_the_served_card(gateway: ServerProcess) -> None:
 def small_network_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A gateway serving another, smaller ConvNet (untrained: only its shape matters here)."""
     tmp = tmp_path_factory.mktemp("small-network")
-    network = ConvNet(stages=((8,), (16,), (16,)), hidden=32).eval()
+    network = ConvNet(layout=(Conv(8), Pool(), Conv(16), Pool(), Conv(16), Pool()), hidden=32).eval()
     artifact = tmp / "small.pt"
     torch.jit.freeze(torch.jit.script(network), preserved_attrs=["forward_features"]).save(str(artifact))
     card = load_card(Settings().artifact).model_copy(
