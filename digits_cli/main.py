@@ -27,13 +27,12 @@ def _train(args: argparse.Namespace) -> int:
 
     settings = DataSettings()
     data = load_mnist(args.data_dir or settings.data_dir, mirrors=settings.mnist_mirrors)
+    chosen = {"epochs": args.epochs, "seed": args.seed, "batch_size": args.batch_size}
     config = TrainConfig(
         out=args.out,
-        epochs=args.epochs,
-        seed=args.seed,
         device=args.device,
-        batch_size=args.batch_size,
         train_limit=args.limit,
+        **{name: value for name, value in chosen.items() if value is not None},
     )
     card = train(data, config)
     print(
@@ -98,9 +97,9 @@ def _add_train(sub: Subcommands) -> None:
     parser = sub.add_parser("train", help="train the ConvNet on MNIST and export TorchScript + model card")
     parser.add_argument("--data-dir", type=Path, help="MNIST directory (default: $DIGITS_DATA_DIR)")
     parser.add_argument("--out", type=Path, default=DEFAULT_ARTIFACT, help="TorchScript file to write")
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, help="default: the recipe's (model/train.py TrainConfig)")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--batch-size", type=int)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--limit", type=int, help="train on the first N digits only (smoke runs)")
     parser.set_defaults(handler=_train)

@@ -60,7 +60,7 @@ class Training(BaseModel):
     threads: int | None = Field(None, description="CPU threads (torch.set_num_threads) the job trained with")
     train_samples: int | None = None
     validation_samples: int | None = Field(None, description="Held out of the training digits, for calibration only")
-    wall_time_seconds: float = Field(description="From the start of the job to the written card")
+    wall_time_seconds: float = Field(description="From the start of the job to the fitted temperature")
     cpu_seconds: float | None = Field(None, description="CPU time (user + system, all threads) over the same span")
     load_average: list[float] | None = Field(None, description="The machine's 1, 5 and 15 minute load at the end")
     device: str

@@ -69,10 +69,10 @@ class Pipeline:
 
     def normalize(self, fields: Sequence[np.ndarray]) -> np.ndarray:
         """28x28 fields normalized into the float32 ``[n, 1, 28, 28]`` batch."""
-        batch = np.empty((len(fields), 1, FIELD, FIELD), dtype=np.float32)
-        for index, field in enumerate(fields):
-            batch[index, 0] = self.card.input.normalize(field)
-        return batch
+        if not fields:
+            return np.empty((0, 1, FIELD, FIELD), dtype=np.float32)
+        batch: np.ndarray = self.card.input.normalize(np.stack(fields).astype(np.float32, copy=False))
+        return batch[:, None]
 
     @property
     def backend_outputs(self) -> list[str]:
