@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import torch
 from PIL import Image, ImageDraw
 from selenium import webdriver
 from selenium.webdriver import Chrome
@@ -29,8 +30,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
+from torch import nn
 
-from model.card import ModelCard
+from model.card import Layer, ModelCard, file_sha256, load_card, save_card
+from model.layers import describe_layers
+from model.network import ConvNet, parameter_count
+from model.settings import DEFAULT_ARTIFACT
 from service.core.api_keys import new_key
 from tests.cards import calibrated_artifact
 from tests.servers import REPO, ServerProcess, gateway_process
@@ -204,6 +209,91 @@ INSPECTED = """const value = document.getElementById('inspect-value');
     return value && served ? {value: Number(value.dataset.value), served: Number(served.dataset.value),
                               label: map.getAttribute('aria-label'), text: value.textContent} : null"""
 
+# Where the page drew the window and the receptive field: the outline's pixels found on each view (converted back
+# to the plane's rows and columns with the view's scale and padding margin), the box on "what the model saw" (its
+# rectangle's attributes, and its place on screen in field pixels), and the padding cells of the input table.
+OUTLINES = """const outlined = (id) => {
+      const c = document.getElementById(id);
+      if (c.width < 2) return null;
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let [x0, y0, x1, y1] = [Infinity, Infinity, -1, -1];
+      for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++) {
+        const i = (y * c.width + x) * 4;
+        if (d[i] === 240 && d[i + 1] === 140 && d[i + 2] === 0) {
+          [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
+        }
+      }
+      const [s, m] = [Number(c.dataset.scale), Number(c.dataset.margin)];
+      return {drawn: [y0 / s - m, x0 / s - m, (y1 + 1) / s - 1 - m, (x1 + 1) / s - 1 - m],
+              data: ['top', 'left', 'bottom', 'right'].map(k => Number(c.dataset[k])),
+              label: c.getAttribute('aria-label')};
+    };
+    const seen = document.getElementById('seen').getBoundingClientRect();
+    const box = document.getElementById('seen-field-box');
+    const onScreen = box.getBoundingClientRect();
+    const px = (v, o, size) => (v - o) * 28 / size;
+    const inputTable = [...document.querySelectorAll('#inspect-math table')]
+      .find(t => t.caption && t.caption.textContent === 'input');
+    return {window: outlined('inspect-window'), field: outlined('inspect-field'),
+            seen: {hidden: document.getElementById('seen-field').hidden,
+                   attributes: ['y', 'x', 'height', 'width'].map(a => Number(box.getAttribute(a))),
+                   screen: [px(onScreen.top, seen.top, seen.height), px(onScreen.left, seen.left, seen.width),
+                            px(onScreen.bottom, seen.top, seen.height), px(onScreen.right, seen.left, seen.width)]},
+            padding: inputTable ? inputTable.querySelectorAll('td.padding').length : null}"""
+
+Box = tuple[int, int, int, int]  # top, left, bottom, right: rows and columns, inclusive
+
+
+def window_of(layer: Layer, y: int, x: int) -> Box:
+    """The rows and columns of its input that a layer's output pixel reads: y*s - p .. y*s - p + k - 1."""
+    assert layer.kernel_size is not None and layer.stride is not None and layer.padding is not None
+    top, left = y * layer.stride - layer.padding, x * layer.stride - layer.padding
+    return top, left, top + layer.kernel_size - 1, left + layer.kernel_size - 1
+
+
+def receptive_field(chain: list[Layer], y: int, x: int) -> Box:
+    """The input span of ``chain[-1]``'s pixel, by the jump / size / centre recurrence (not the page's way back):
+    each layer multiplies the jump between neighbouring pixels by its stride, widens the field by (k - 1) jumps
+    and moves the first pixel's centre by ((k - 1) / 2 - p) jumps."""
+    jump, size, start = 1.0, 1.0, 0.0
+    for layer in chain:
+        assert layer.kernel_size is not None and layer.stride is not None and layer.padding is not None
+        size += (layer.kernel_size - 1) * jump
+        start += ((layer.kernel_size - 1) / 2 - layer.padding) * jump
+        jump *= layer.stride
+    half = (size - 1) / 2
+    top, left = start + y * jump - half, start + x * jump - half
+    assert top.is_integer() and left.is_integer()
+    return int(top), int(left), int(top + size - 1), int(left + size - 1)
+
+
+def clip(box: Box, height: int, width: int) -> Box:
+    return max(box[0], 0), max(box[1], 0), min(box[2], height - 1), min(box[3], width - 1)
+
+
+def check_where_it_looks(driver: Chrome, card: ModelCard, layer: Layer, y: int, x: int) -> None:
+    """The window outlined on the layer's input (padding included), the receptive field on the network's input
+    (clipped to the field) in the inspector and on "what the model saw", all where the layer table puts them."""
+    mapped = [row for row in card.layers if row.feature_map]
+    chain = mapped[: mapped.index(layer) + 1]
+    _, height, width = chain[-2].output_shape if len(chain) > 1 else card.input.shape
+    _, field_height, field_width = card.input.shape
+    window = window_of(layer, y, x)
+    field = clip(receptive_field(chain, y, x), field_height, field_width)
+    if len(chain) == 1:  # the first layer reads the field itself: its receptive field is its window, clipped
+        assert field == clip(window, field_height, field_width)
+    where = driver.execute_script(OUTLINES)
+    assert where["window"]["drawn"] == list(window) and where["window"]["data"] == list(window)
+    assert where["field"]["drawn"] == list(field) and where["field"]["data"] == list(field)
+    seen = where["seen"]
+    top, left, bottom, right = field
+    assert not seen["hidden"] and seen["attributes"] == [top, left, bottom - top + 1, right - left + 1]
+    assert seen["screen"] == pytest.approx([top, left, bottom + 1, right + 1], abs=0.1)
+    if layer.kind == "conv":
+        rows = min(window[2], height - 1) - max(window[0], 0) + 1
+        cols = min(window[3], width - 1) - max(window[1], 0) + 1
+        assert where["padding"] == (window[2] - window[0] + 1) * (window[3] - window[1] + 1) - rows * cols
+
 
 def inspected(driver: Chrome, label_part: str) -> dict[str, Any]:
     return wait_until(
@@ -211,36 +301,90 @@ def inspected(driver: Chrome, label_part: str) -> dict[str, Any]:
     )
 
 
-def check_the_arithmetic_of_a_channel(driver: Chrome) -> None:
-    """conv1 channel 0 opened by a click on its tile; a hovered pixel's sum equals the served value."""
-    tiles = driver.find_element(By.ID, "maps-conv1")
+def open_from_the_form(driver: Chrome, layer: Layer, channel: int) -> dict[str, Any]:
+    Select(driver.find_element(By.ID, "inspect-layer")).select_by_value(layer.name)
+    field = driver.find_element(By.ID, "inspect-channel")
+    field.clear()
+    field.send_keys(str(channel), Keys.ENTER)
+    return inspected(driver, f"{layer.name} channel {channel},")
+
+
+def check_the_arithmetic_of_a_channel(driver: Chrome, card: ModelCard) -> None:
+    """The first convolution's channel 0 opened by a click on its tile: a hovered pixel's sum equals the served value
+    and its window and receptive field are outlined where they belong, at the centre, in the padded corner and at
+    the far edge; then the keyboard, a pooling layer and the last convolution's last channel."""
+    mapped = [layer for layer in card.layers if layer.feature_map]
+    first = mapped[0]
+    tiles = driver.find_element(By.ID, f"maps-{first.name}")
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", tiles)
     corner = tiles.size["width"] / 2 - 3, tiles.size["height"] / 2 - 3  # inside the first tile, from the centre
     ActionChains(driver).move_to_element_with_offset(tiles, -round(corner[0]), -round(corner[1])).click().perform()
-    inspected(driver, "conv1 channel 0,")
+    inspected(driver, f"{first.name} channel 0,")
     canvas = driver.find_element(By.ID, "inspect-map")
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
-    step, half = canvas.size["width"] / 28, canvas.size["width"] / 2
-    for row, col in ((14, 14), (8, 11), (20, 16)):
+    _, height, width = first.output_shape
+    step, half = canvas.size["width"] / width, canvas.size["width"] / 2
+    for row, col in ((height // 2, width // 2), (0, 0), (height - 1, width - 2)):
         offset = round((col + 0.5) * step - half), round((row + 0.5) * step - half)
         ActionChains(driver).move_to_element_with_offset(canvas, *offset).perform()
         shown = inspected(driver, f"row {row}, column {col}")
         assert shown["value"] == pytest.approx(shown["served"], abs=1e-4)
-    # The keyboard moves the pixel; a pooling layer opened from the form shows its winner.
+        check_where_it_looks(driver, card, first, row, col)
+    # The keyboard moves the pixel, and the outlines with it.
     canvas.send_keys(Keys.ARROW_LEFT)
-    inspected(driver, "row 20, column 15")
-    Select(driver.find_element(By.ID, "inspect-layer")).select_by_value("pool1")
-    channel = driver.find_element(By.ID, "inspect-channel")
-    channel.clear()
-    channel.send_keys("5", Keys.ENTER)
-    pooled = inspected(driver, "pool1 channel 5,")
+    inspected(driver, f"row {height - 1}, column {width - 3}")
+    check_where_it_looks(driver, card, first, height - 1, width - 3)
+    canvas.send_keys(Keys.ARROW_UP)
+    inspected(driver, f"row {height - 2}, column {width - 3}")
+    # A pooling layer opened from the form shows its winner.
+    pool = next(layer for layer in mapped if layer.kind == "maxpool")
+    pooled = open_from_the_form(driver, pool, 5)
     assert pooled["value"] == pooled["served"]
     assert driver.find_elements(By.CSS_SELECTOR, "#inspect-math td.winner")
-    Select(driver.find_element(By.ID, "inspect-layer")).select_by_value("conv4")
-    channel.clear()
-    channel.send_keys("63", Keys.ENTER)
-    deep = inspected(driver, "conv4 channel 63,")
+    check_where_it_looks(driver, card, pool, pool.output_shape[1] // 2, pool.output_shape[2] // 2)
+    # The last convolution, whose input is the deepest map and whose receptive field is the widest.
+    last = [layer for layer in mapped if layer.kind == "conv"][-1]
+    channels, height, width = last.output_shape
+    deep = open_from_the_form(driver, last, channels - 1)
     assert deep["value"] == pytest.approx(deep["served"], abs=1e-4)
+    check_where_it_looks(driver, card, last, height // 2, width // 2)
+    canvas.send_keys(Keys.ARROW_DOWN)
+    deep = inspected(driver, f"row {height // 2 + 1}, column {width // 2}")
+    assert deep["value"] == pytest.approx(deep["served"], abs=1e-4)
+    check_where_it_looks(driver, card, last, height // 2 + 1, width // 2)
+
+
+@pytest.fixture(scope="module")
+def model_2_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A gateway serving model 2's layout (``model.network.LAYOUT``: a 5x5 stride-2 padding-2 convolution, a
+    3x3 one, pooling, an unpadded 3x3, one linear layer), untrained, with batch norm statistics that are not the
+    identity, so that freezing folds something real into the served weights."""
+    tmp = tmp_path_factory.mktemp("model-2")
+    torch.manual_seed(2)
+    network = ConvNet()
+    with torch.no_grad():
+        for module in network.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                assert module.running_mean is not None and module.running_var is not None
+                module.running_mean.uniform_(-0.3, 0.3)
+                module.running_var.uniform_(0.3, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.1, 0.3)
+    network.eval()
+    artifact = tmp / "model-2.pt"
+    torch.jit.freeze(torch.jit.script(network), preserved_attrs=["forward_features"]).save(str(artifact))
+    card = load_card(DEFAULT_ARTIFACT).model_copy(
+        update={
+            "version": "2.0.0-untrained",
+            "artifact": artifact.name,
+            "sha256": file_sha256(artifact),
+            "parameter_count": parameter_count(network),
+            "layers": describe_layers(network),
+        }
+    )
+    save_card(card, artifact)
+    with gateway_process(tmp, {"DIGITS_ARTIFACT": str(artifact)}) as server:
+        yield server
 
 
 def test_draw_a_digit_and_see_every_layer(browser: Chrome, gateway: ServerProcess) -> None:
@@ -259,7 +403,7 @@ def test_draw_a_digit_and_see_every_layer(browser: Chrome, gateway: ServerProces
     check_what_the_model_saw(browser, label)
     assert console_errors(browser) == []
     screenshot(browser, "index.png")
-    check_the_arithmetic_of_a_channel(browser)
+    check_the_arithmetic_of_a_channel(browser, card)
     assert console_errors(browser) == []
     screenshot(browser, "index-channel.png")
 
@@ -279,6 +423,22 @@ def test_draw_a_digit_and_see_every_layer(browser: Chrome, gateway: ServerProces
     browser.execute_script("window.scrollTo(0, 0)")
     draw(browser, pad, ONE, interaction.POINTER_TOUCH)
     check_prediction(browser, card)
+
+
+def test_inspect_model_2s_layout(browser: Chrome, model_2_gateway: ServerProcess) -> None:
+    """Stride 2, padding 2 and padding 0, and no hidden layer: the arithmetic and the outlines still hold."""
+    card = served_card(model_2_gateway)
+    shapes = {layer.name: (layer.kernel_size, layer.stride, layer.padding, layer.output_shape) for layer in card.layers}
+    assert shapes["conv1"] == (5, 2, 2, [32, 14, 14]) and shapes["conv3"] == (3, 1, 0, [64, 5, 5])
+    assert [layer.name for layer in card.layers if layer.kind == "linear"] == ["fc1"]
+    browser.set_window_size(1280, 1000)
+    browser.get(f"{model_2_gateway.url}/")
+    wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#diagram svg a.stage-link"), "the diagram")
+    draw(browser, browser.find_element(By.ID, "pad"), SEVEN, interaction.POINTER_MOUSE)
+    check_prediction(browser, card)
+    check_the_arithmetic_of_a_channel(browser, card)
+    assert console_errors(browser) == []
+    screenshot(browser, "index-channel-model-2.png")
 
 
 MODEL_PANEL = """const svg = document.querySelector('#reliability svg');
@@ -355,6 +515,17 @@ def test_readable_on_a_phone(browser: Chrome, gateway: ServerProcess) -> None:
         assert browser.execute_script("return window.innerWidth") == PHONE_WIDTH
         draw(browser, browser.find_element(By.ID, "pad"), SEVEN, interaction.POINTER_TOUCH)
         check_prediction(browser, card)
+        # A tap on a pixel of an open channel shows its arithmetic and where it looks.
+        first = next(layer for layer in card.layers if layer.feature_map)
+        open_from_the_form(browser, first, 1)
+        canvas = browser.find_element(By.ID, "inspect-map")
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
+        _, height, width = first.output_shape
+        row, col = 0, width - 1  # a corner, whose window hangs over the padding
+        draw(browser, canvas, [((col + 0.5) / width, (row + 0.5) / height)], interaction.POINTER_TOUCH)
+        tapped = inspected(browser, f"row {row}, column {col}")
+        assert tapped["value"] == pytest.approx(tapped["served"], abs=1e-4)
+        check_where_it_looks(browser, card, first, row, col)
         # Nothing but the diagram, which scrolls in its own box, is wider than the screen.
         widths = browser.execute_script(
             "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"

@@ -195,6 +195,7 @@ function showEmpty() {
   inspectMap.width = inspectMap.height = 1;
   inspectMap.setAttribute("aria-label", "No channel open yet");
   inspectMath.replaceChildren();
+  hideReceptiveField();
 }
 
 function showPrediction(prediction) {
@@ -320,6 +321,14 @@ const inspectLayer = document.getElementById("inspect-layer");
 const inspectChannel = document.getElementById("inspect-channel");
 const inspectMap = document.getElementById("inspect-map");
 const inspectMath = document.getElementById("inspect-math");
+const inspectViews = document.getElementById("inspect-views");
+const inspectWindow = document.getElementById("inspect-window");
+const inspectWindowCaption = document.getElementById("inspect-window-caption");
+const inspectField = document.getElementById("inspect-field");
+const inspectFieldCaption = document.getElementById("inspect-field-caption");
+const seenField = document.getElementById("seen-field");
+const seenBox = document.getElementById("seen-field-box");
+const seenFieldText = document.getElementById("seen-field-text");
 
 function floats(encoded) {
   const bytes = Uint8Array.from(atob(encoded.data), (c) => c.charCodeAt(0));
@@ -350,9 +359,10 @@ async function openChannel() {
     setStatus("Draw a digit first, then open one of its channels.");
     return;
   }
-  const names = card.layers.filter((layer) => layer.feature_map).map((layer) => layer.name);
-  const layer = card.layers.find((row) => row.name === inspectLayer.value);
-  const before = names[names.indexOf(layer.name) - 1] || null; // null: the layer reads the input field
+  const mapped = card.layers.filter((row) => row.feature_map); // the convolutions and poolings, in order
+  const index = mapped.findIndex((row) => row.name === inspectLayer.value);
+  const layer = mapped[index];
+  const before = index > 0 ? mapped[index - 1].name : null; // null: the layer reads the input field
   const form = new FormData();
   form.append("file", lastSent.blob, lastSent.name);
   const wanted = [before, layer.name].filter(Boolean).join(",");
@@ -368,6 +378,8 @@ async function openChannel() {
     inspectChannel.value = String(channel);
     inspected = {
       layer, channel, parameters,
+      chain: mapped.slice(0, index + 1), // every convolution and pooling from the input up to this layer
+      field: { shape: card.input.shape, values: floats(prediction.explain.input) }, // the 28x28 field, 0-255
       out: { shape: out.shape, values: floats(out) },
       input: before ? { name: before, shape: prediction.features[before].shape, values: floats(prediction.features[before]) }
                     : { name: "input (normalized)", shape: [1, 28, 28], values: normalizedField(prediction.explain.input) },
@@ -389,10 +401,158 @@ function normalizedField(encoded) {
   return floats(encoded).map((gray) => Math.fround(Math.fround(gray * Math.fround(1 / 255)) - Math.fround(mean)) * Math.fround(1 / std));
 }
 
-function at(map, channel, y, x) {
+function at(map, channel, y, x, outside = 0) {
+  // One value of a [C, H, W] map; outside it, `outside` (0: the zero padding of a convolution).
   const [, height, width] = map.shape;
-  if (y < 0 || x < 0 || y >= height || x >= width) return 0; // zero padding
+  if (y < 0 || x < 0 || y >= height || x >= width) return outside;
   return map.values[(channel * height + y) * width + x];
+}
+
+// ---- where a pixel looks: its window in the layer's input, its receptive field in the network's input ----
+
+function windowOf(layer, y, x) {
+  // The rows and columns of the layer's input that output pixel (y, x) reads; padding lies outside 0..size-1.
+  const [top, left] = [y * layer.stride - layer.padding, x * layer.stride - layer.padding];
+  return { top, left, bottom: top + layer.kernel_size - 1, right: left + layer.kernel_size - 1 };
+}
+
+function receptiveField(chain, y, x) {
+  // Back through every convolution and pooling up to this layer (the last of `chain`): each maps the span
+  // [a, b] of its output to [a·s − p, b·s − p + k − 1] of its input. Clipped to the field afterwards.
+  let box = { top: y, left: x, bottom: y, right: x };
+  for (const layer of [...chain].reverse()) {
+    const [first, last] = [windowOf(layer, box.top, box.left), windowOf(layer, box.bottom, box.right)];
+    box = { top: first.top, left: first.left, bottom: last.bottom, right: last.right };
+  }
+  return box;
+}
+
+function clipped(box, height, width) {
+  return {
+    top: Math.max(0, box.top), left: Math.max(0, box.left),
+    bottom: Math.min(height - 1, box.bottom), right: Math.min(width - 1, box.right),
+  };
+}
+
+function inside(height, width) {
+  return (y, x) => y >= 0 && x >= 0 && y < height && x < width;
+}
+
+function span(first, last) {
+  // "3", "3–5", or with a negative end "-2 to 2", which a dash would make hard to read.
+  if (first === last) return `${first}`;
+  return first < 0 ? `${first} to ${last}` : `${first}–${last}`;
+}
+
+function spanText(box) {
+  return `rows ${span(box.top, box.bottom)}, columns ${span(box.left, box.right)}`;
+}
+
+function outsideText(first, last, size) {
+  // The part of first..last outside 0..size-1, in words: "-2 to -1", "14" or "" (a window always overlaps its input).
+  return [first < 0 ? span(first, -1) : "", last >= size ? span(size, last) : ""].filter(Boolean).join(" and ");
+}
+
+function paddingText(box, height, width) {
+  // Which of the window's rows and columns are padding, in words ("" when none are).
+  const rows = outsideText(box.top, box.bottom, height);
+  const columns = outsideText(box.left, box.right, width);
+  const parts = [rows && `rows ${rows}`, columns && `columns ${columns}`].filter(Boolean);
+  return parts.length ? ` (${parts.join(" and ")}: padding)` : "";
+}
+
+const OUTLINE = [240, 140, 0]; // the window and receptive-field outlines (the page's focus orange)
+const PADDING = [64, 96, 160]; // zero padding around a layer's input
+const VIEW_PIXELS = 168; // the views' size on screen, at most
+
+function drawPlane(canvas, plane, margin, box) {
+  // One channel (`plane`: height, width, value(y, x)) scaled up, gray from its lowest to its highest value, with
+  // `margin` pixels of padding drawn around it and `box` (in the channel's coordinates) outlined.
+  const { height, width } = plane;
+  const scale = Math.max(2, Math.floor(VIEW_PIXELS / (Math.max(height, width) + 2 * margin)));
+  canvas.width = (width + 2 * margin) * scale;
+  canvas.height = (height + 2 * margin) * scale;
+  Object.assign(canvas.dataset, { scale: String(scale), margin: String(margin) });
+  let [low, high] = [Infinity, -Infinity];
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) [low, high] = [Math.min(low, plane.value(y, x)), Math.max(high, plane.value(y, x))];
+  }
+  const context = canvas.getContext("2d");
+  context.fillStyle = `rgb(${PADDING.join(",")})`;
+  context.fillRect(0, 0, canvas.width, canvas.height);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const gray = high > low ? Math.round((255 * (plane.value(y, x) - low)) / (high - low)) : 0;
+      context.fillStyle = `rgb(${gray},${gray},${gray})`;
+      context.fillRect((x + margin) * scale, (y + margin) * scale, scale, scale);
+    }
+  }
+  outline(context, (box.left + margin) * scale, (box.top + margin) * scale,
+    (box.right - box.left + 1) * scale, (box.bottom - box.top + 1) * scale, Math.max(1, Math.min(3, Math.floor(scale / 3))));
+}
+
+function outline(context, x, y, width, height, thickness) {
+  // Four filled bands just inside the box: crisp pixels of exactly OUTLINE, whatever the scale.
+  context.fillStyle = `rgb(${OUTLINE.join(",")})`;
+  context.fillRect(x, y, width, thickness);
+  context.fillRect(x, y + height - thickness, width, thickness);
+  context.fillRect(x, y, thickness, height);
+  context.fillRect(x + width - thickness, y, thickness, height);
+}
+
+function planeOf(map, channel) {
+  const [, height, width] = map.shape;
+  return { height, width, value: (y, x) => at(map, channel, y, x) };
+}
+
+function showWindow(inputChannel, box) {
+  // The layer's input channel the arithmetic shows, its padding around it, the window outlined.
+  const { layer, input } = inspected;
+  const [, height, width] = input.shape;
+  const margin = layer.kind === "conv" ? layer.padding : 0;
+  drawPlane(inspectWindow, planeOf(input, inputChannel), margin, box);
+  Object.assign(inspectWindow.dataset, { top: box.top, left: box.left, bottom: box.bottom, right: box.right });
+  const channelText = input.shape[0] > 1 ? ` channel ${inputChannel}` : "";
+  const text = `${input.name}${channelText}, ${width}×${height}: ${layer.name} reads ${spanText(box)}${paddingText(box, height, width)}`;
+  inspectWindowCaption.textContent = text;
+  inspectWindow.setAttribute("aria-label", text);
+}
+
+function showReceptiveField() {
+  // This pixel's receptive field in the network's input, on a copy of the field and on "What the model saw".
+  const { chain, field, y, x } = inspected;
+  const [, height, width] = card.input.shape;
+  const full = receptiveField(chain, y, x);
+  const box = clipped(full, height, width);
+  drawPlane(inspectField, planeOf(field, 0), 0, box);
+  Object.assign(inspectField.dataset, { top: box.top, left: box.left, bottom: box.bottom, right: box.right });
+  const size = `${box.bottom - box.top + 1}×${box.right - box.left + 1}`;
+  const cut = full.top < box.top || full.left < box.left || full.bottom > box.bottom || full.right > box.right
+    ? `, cut from ${full.bottom - full.top + 1}×${full.right - full.left + 1} by the edge` : "";
+  const text = `Receptive field of ${inspected.layer.name} row ${y}, column ${x} in the ${width}×${height} input: ${spanText(box)} (${size} pixels${cut})`;
+  inspectFieldCaption.textContent = text;
+  inspectField.setAttribute("aria-label", text);
+  seenBox.setAttribute("x", String(box.left));
+  seenBox.setAttribute("y", String(box.top));
+  seenBox.setAttribute("width", String(box.right - box.left + 1));
+  seenBox.setAttribute("height", String(box.bottom - box.top + 1));
+  Object.assign(seenField.dataset, { top: box.top, left: box.left, bottom: box.bottom, right: box.right });
+  seenField.hidden = false;
+  seenFieldText.textContent = text;
+  inspectViews.hidden = false;
+  return text;
+}
+
+function hideReceptiveField() {
+  seenField.hidden = true;
+  inspectViews.hidden = true;
+  seenFieldText.textContent = "";
+  for (const [canvas, caption] of [[inspectWindow, inspectWindowCaption], [inspectField, inspectFieldCaption]]) {
+    canvas.width = canvas.height = 1;
+    canvas.setAttribute("aria-label", "No pixel pointed at yet");
+    for (const key of ["top", "left", "bottom", "right", "scale", "margin"]) delete canvas.dataset[key];
+    caption.textContent = "";
+  }
 }
 
 function drawInspectMap() {
@@ -408,7 +568,7 @@ function drawInspectMap() {
   const picture = context.createImageData(width, height);
   values.forEach((v, i) => {
     const gray = high > low ? (255 * (v - low)) / (high - low) : 0;
-    picture.data.set(i === y * width + x ? [240, 140, 0, 255] : [gray, gray, gray, 255], i * 4);
+    picture.data.set(i === y * width + x ? [...OUTLINE, 255] : [gray, gray, gray, 255], i * 4);
   });
   context.putImageData(picture, 0, 0);
   inspectMap.setAttribute("aria-label", `${inspected.layer.name} channel ${channel}, ${width}×${height}; pixel row ${y}, column ${x}`);
@@ -421,7 +581,7 @@ function table(rows, caption = "", className = () => "") {
     const tr = element.insertRow();
     for (const [c, value] of row.entries()) {
       const td = tr.insertCell();
-      td.textContent = typeof value === "number" ? value.toFixed(3) : value;
+      td.textContent = typeof value === "number" ? (Number.isFinite(value) ? value.toFixed(3) : "−∞") : value;
       td.className = className(r, c);
     }
   }
@@ -438,51 +598,80 @@ function line(text, id, value) {
   return p;
 }
 
+function kernelGrid(k, f) {
+  // A k×k table's rows: f(ky, kx) for every kernel position.
+  return [...Array(k).keys()].map((ky) => [...Array(k).keys()].map((kx) => f(ky, kx)));
+}
+
+function convArithmetic(box) {
+  // Every input channel's Σ weight × input over the window (zero padding outside the input), the channel that
+  // contributes most written out, then + bias (batch norm folded in) and ReLU.
+  const { layer, input, channel } = inspected;
+  const k = layer.kernel_size;
+  const [inputs, height, width] = input.shape;
+  const valid = inside(height, width);
+  const padding = (r, c) => (valid(box.top + r, box.left + c) ? "" : "padding");
+  const weight = (i, ky, kx) => inspected.weight[((channel * inputs + i) * k + ky) * k + kx];
+  const product = (i, ky, kx) => weight(i, ky, kx) * at(input, i, box.top + ky, box.left + kx);
+  const sums = [...Array(inputs).keys()].map((i) => kernelGrid(k, (ky, kx) => product(i, ky, kx)).flat().reduce((a, b) => a + b, 0));
+  const most = sums.reduce((best, s, i) => (Math.abs(s) > Math.abs(sums[best]) ? i : best), 0);
+  const padded = paddingText(box, height, width) ? " (zero padding in blue)" : "";
+  const parts = [line(`Input channel ${most}${inputs > 1 ? ` (of ${inputs}, the largest contribution)` : ""}: its ${k}×${k} window${padded}, the kernel's weights, their products.`)];
+  const figures = document.createElement("div");
+  figures.className = "tables";
+  figures.append(
+    table(kernelGrid(k, (ky, kx) => at(input, most, box.top + ky, box.left + kx)), "input", padding),
+    table(kernelGrid(k, (ky, kx) => weight(most, ky, kx)), "× weights"),
+    table(kernelGrid(k, (ky, kx) => product(most, ky, kx)), "= products", padding),
+  );
+  parts.push(figures);
+  if (inputs > 1) {
+    const scroll = document.createElement("div");
+    scroll.className = "scroll";
+    scroll.append(table([["input channel", "Σ weight × input"], ...sums.map((s, i) => [String(i), s])]));
+    parts.push(scroll);
+  }
+  const total = sums.reduce((a, b) => a + b, 0);
+  const bias = inspected.bias[channel];
+  parts.push(line(`Σ = ${total.toFixed(5)}; + bias ${bias.toFixed(5)} (batch norm folded in) = ${(total + bias).toFixed(5)}; ReLU →`));
+  return { parts, value: Math.max(0, total + bias), shown: most };
+}
+
+function poolArithmetic(box) {
+  // The window of the same channel (positions outside the input never win) and which element won.
+  const { layer, input, channel } = inspected;
+  const k = layer.kernel_size;
+  const [, height, width] = input.shape;
+  const valid = inside(height, width);
+  const window = kernelGrid(k, (ky, kx) => at(input, channel, box.top + ky, box.left + kx, -Infinity));
+  const flat = window.flat();
+  const winner = flat.indexOf(Math.max(...flat));
+  const className = (r, c) => (r * k + c === winner ? "winner" : valid(box.top + r, box.left + c) ? "" : "padding");
+  const parts = [
+    line(`The ${k}×${k} window of ${input.name} channel ${channel}, stride ${layer.stride}; the largest wins:`),
+    table(window, "window", className),
+  ];
+  return { parts, value: flat[winner], shown: channel };
+}
+
 function showArithmetic() {
   const { layer, out, input, channel, y, x } = inspected;
-  const k = layer.kernel_size;
-  const [top, left] = [y * layer.stride - layer.padding, x * layer.stride - layer.padding];
   const served = at(out, channel, y, x);
-  const where = `rows ${top}–${top + k - 1}, columns ${left}–${left + k - 1} of ${input.name}`;
-  const parts = [line(`${layer.name} channel ${channel}, row ${y}, column ${x}: reads ${where}.`)];
-  const grid = (channel_, f) => [...Array(k).keys()].map((ky) => [...Array(k).keys()].map((kx) => f(channel_, ky, kx)));
-  let value;
-  if (layer.kind === "conv") {
-    const inputs = input.shape[0];
-    const weight = (i, ky, kx) => inspected.weight[((channel * inputs + i) * k + ky) * k + kx];
-    const product = (i, ky, kx) => weight(i, ky, kx) * at(input, i, top + ky, left + kx);
-    const sums = [...Array(inputs).keys()].map((i) => grid(i, product).flat().reduce((a, b) => a + b, 0));
-    const most = sums.reduce((best, s, i) => (Math.abs(s) > Math.abs(sums[best]) ? i : best), 0);
-    parts.push(line(`Input channel ${most}${inputs > 1 ? ` (of ${inputs}, the largest contribution)` : ""}: its ${k}×${k} window, the kernel's weights, their products.`));
-    const figures = document.createElement("div");
-    figures.append(
-      table(grid(most, (i, ky, kx) => at(input, i, top + ky, left + kx)), "input"),
-      table(grid(most, weight), "× weights"),
-      table(grid(most, product), "= products"),
-    );
-    parts.push(figures);
-    if (inputs > 1) {
-      const scroll = document.createElement("div");
-      scroll.className = "scroll";
-      scroll.append(table([["input channel", "Σ weight × input"], ...sums.map((s, i) => [String(i), s])]));
-      parts.push(scroll);
-    }
-    const total = sums.reduce((a, b) => a + b, 0);
-    const bias = inspected.bias[channel];
-    value = Math.max(0, total + bias);
-    parts.push(line(`Σ = ${total.toFixed(5)}; + bias ${bias.toFixed(5)} (batch norm folded in) = ${(total + bias).toFixed(5)}; ReLU →`));
-  } else {
-    const window = grid(channel, (i, ky, kx) => at(input, i, y * layer.stride + ky, x * layer.stride + kx));
-    const flat = window.flat();
-    const winner = flat.indexOf(Math.max(...flat));
-    value = flat[winner];
-    parts.push(line(`The ${k}×${k} window of ${input.name} channel ${channel}; the largest wins:`));
-    parts.push(table(window, "window", (r, c) => (r * k + c === winner ? "winner" : "")));
-  }
+  const box = windowOf(layer, y, x);
+  const [, height, width] = input.shape;
+  const where = `${spanText(box)} of ${input.name}${paddingText(box, height, width)}`;
+  const { parts, value, shown } = layer.kind === "conv" ? convArithmetic(box) : poolArithmetic(box);
+  showWindow(shown, box);
+  const field = showReceptiveField();
   const result = line(`computed ${value.toFixed(5)}`, "inspect-value", value);
   result.className = "result";
-  parts.push(result, line(`served ${served.toFixed(5)} (difference ${Math.abs(value - served).toExponential(1)})`, "inspect-served", served));
-  inspectMath.replaceChildren(...parts);
+  inspectMath.replaceChildren(
+    line(`${layer.name} channel ${channel}, row ${y}, column ${x}: reads ${where}.`),
+    line(`${field}.`),
+    ...parts,
+    result,
+    line(`served ${served.toFixed(5)} (difference ${Math.abs(value - served).toExponential(1)})`, "inspect-served", served),
+  );
 }
 
 function pointAt(y, x) {
@@ -494,14 +683,17 @@ function pointAt(y, x) {
   showArithmetic();
 }
 
-inspectMap.addEventListener("pointermove", (event) => {
+function pointAtEvent(event) {
   if (!inspected) return;
   const box = inspectMap.getBoundingClientRect();
   const [, height, width] = inspected.out.shape;
   const y = Math.floor(((event.clientY - box.top) * height) / box.height);
   const x = Math.floor(((event.clientX - box.left) * width) / box.width);
   if (y !== inspected.y || x !== inspected.x) pointAt(y, x);
-});
+}
+
+inspectMap.addEventListener("pointermove", pointAtEvent);
+inspectMap.addEventListener("pointerdown", pointAtEvent); // a tap, on a touch screen
 
 inspectMap.addEventListener("keydown", (event) => {
   const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
