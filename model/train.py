@@ -29,7 +29,7 @@ VALIDATION_SAMPLES = 5_000  # the last training digits: held out to fit the temp
 @dataclass(frozen=True)
 class TrainConfig:
     out: Path
-    epochs: int = 20
+    epochs: int = 30
     seed: int = 0
     device: str = "auto"
     batch_size: int = 128
