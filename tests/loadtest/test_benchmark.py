@@ -174,5 +174,6 @@ def test_cpu_lists() -> None:
 
 def test_targets_run_ceilings_first_and_ours_last() -> None:
     assert list(TARGETS) == [
-        "model-loop", "fastapi-echo", "fastapi-naive", "gateway", "torchserve", "gateway-torchserve",
+        "model-loop", "fastapi-echo", "fastapi-naive", "litserve", "bentoml", "gateway-previous", "gateway",
+        "torchserve", "gateway-torchserve",
     ]  # fmt: skip
