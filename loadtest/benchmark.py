@@ -119,6 +119,9 @@ class BenchmarkConfig:
             except PreviousError as exc:
                 raise ValueError(f"--previous-ref {self.previous_ref!r} is no commit here: {exc}") from exc
 
+    def _previous(self) -> dict[str, str]:
+        return {"previous_ref": self.previous_ref, "previous_commit": resolve(self.previous_ref)}
+
     @property
     def workers(self) -> int:
         return self.http_workers or len(self.server_cpus or os.sched_getaffinity(0))
@@ -141,7 +144,7 @@ class BenchmarkConfig:
             "torch_threads": self.torch_threads,
             "wrk_threads": self.wrk_threads,
             "http_workers": self.workers,
-            **({"previous_ref": self.previous_ref} if PreviousGatewayTarget.name in self.targets else {}),
+            **(self._previous() if PreviousGatewayTarget.name in self.targets else {}),
         }
 
 

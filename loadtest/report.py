@@ -105,8 +105,8 @@ def _header(run: BenchmarkRun) -> list[str]:
 
 
 def _previous(settings: dict[str, Any]) -> str:
-    ref = settings.get("previous_ref")
-    return f"gateway-previous runs commit `{ref}`. " if ref else ""
+    commit, ref = settings.get("previous_commit"), settings.get("previous_ref")
+    return f"gateway-previous runs commit `{commit}` (`{ref}`). " if commit else ""
 
 
 def _rounds(rounds: int) -> str:
