@@ -10,7 +10,7 @@ ifeq ($(strip $(DIGITS_DATA_DIR)),)
 unexport DIGITS_DATA_DIR
 endif
 
-.PHONY: serve test venv test-venv system-deps images lint clean
+.PHONY: serve test venv test-venv peers-venv system-deps images lint clean
 
 $(BIN)/digits: pyproject.toml .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ $(VENV)/.test-deps: $(BIN)/digits
 	touch $@
 
 test-venv: $(VENV)/.test-deps
+
+## The benchmark's LitServe and BentoML peers live in a virtualenv of their own (pinned in
+## loadtest/peers/requirements.txt; default ~/.cache/digits/peers-venv): made here once, so the tests don't.
+peers-venv: venv
+	$(BIN)/python -m loadtest.peers_venv
 
 ## Debian packages the tests drive for real: Java for TorchServe, Prometheus, headless Chromium, wrk (the
 ## benchmark's load generator), and the Docker engine, docker-compose and debootstrap for the deploy suite.
@@ -53,7 +58,7 @@ images: system-deps
 	deploy/images/build.sh
 
 ## Set everything up and run the whole test suite
-test: system-deps test-venv images
+test: system-deps test-venv peers-venv images
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports

@@ -20,6 +20,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from loadtest.machine import describe_machine
+from loadtest.peer_targets import BentoMLTarget, LitServeTarget
+from loadtest.peers_venv import PeersVenvError, default_venv, ensure_peers_venv
+from loadtest.previous import PREVIOUS_REF, PreviousError, resolve
 from loadtest.previous_model import PreviousModelLoopTarget, PreviousReleaseModelLoopTarget
 from loadtest.results import BenchmarkRun, Measurement, Skipped
 from loadtest.samples import load_samples
@@ -29,6 +32,7 @@ from loadtest.targets import (
     GatewayTarget,
     ModelLoopTarget,
     NaiveTarget,
+    PreviousGatewayTarget,
     Target,
     TargetError,
 )
@@ -46,11 +50,16 @@ TARGETS: dict[str, Callable[[], Target]] = {
         PreviousReleaseModelLoopTarget,
         EchoTarget,
         NaiveTarget,
+        LitServeTarget,
+        BentoMLTarget,
+        PreviousGatewayTarget,
         GatewayTarget,
         TorchServeTarget,
         GatewayOverTorchServeTarget,
     )
 }
+# Targets that run in the peers' virtualenv, made before the first round when it is missing.
+PEERS_VENV_TARGETS = frozenset({LitServeTarget.name, BentoMLTarget.name})
 DEFAULT_CONNECTIONS = (1, 8, 32)
 
 Progress = Callable[[str], None]
@@ -88,6 +97,8 @@ class BenchmarkConfig:
     wrk_threads: int = 1
     http_workers: int | None = None  # default: one per server CPU, as TorchServe's workers
     log_dir: Path | None = field(default=None)
+    peers_venv: Path = field(default_factory=default_venv)
+    previous_ref: str = PREVIOUS_REF
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.targets if name not in TARGETS]
@@ -105,6 +116,14 @@ class BenchmarkConfig:
             raise ValueError("--torch-threads, --wrk-threads and --workers must be at least 1")
         if not self.artifact.is_file():
             raise ValueError(f"model artifact {self.artifact} does not exist; pass --artifact or run digits train")
+        if PreviousGatewayTarget.name in self.targets:
+            try:
+                resolve(self.previous_ref)
+            except PreviousError as exc:
+                raise ValueError(f"--previous-ref {self.previous_ref!r} is no commit here: {exc}") from exc
+
+    def _previous(self) -> dict[str, str]:
+        return {"previous_ref": self.previous_ref, "previous_commit": resolve(self.previous_ref)}
 
     @property
     def workers(self) -> int:
@@ -128,6 +147,7 @@ class BenchmarkConfig:
             "torch_threads": self.torch_threads,
             "wrk_threads": self.wrk_threads,
             "http_workers": self.workers,
+            **(self._previous() if PreviousGatewayTarget.name in self.targets else {}),
         }
 
 
@@ -185,6 +205,15 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress = print) -> Benchm
     samples = load_samples()
     log_dir = config.log_dir or Path(tempfile.mkdtemp(prefix="digits-benchmark-"))
     progress(f"{config.rounds} x {config.cells} cells of {config.duration_s} s; server logs in {log_dir}")
+    targets = list(config.targets)
+    if PEERS_VENV_TARGETS & set(targets):
+        try:
+            ensure_peers_venv(config.peers_venv, progress)
+        except PeersVenvError as exc:
+            progress(f"not measured: {', '.join(sorted(PEERS_VENV_TARGETS & set(targets)))}: {exc}")
+            for name in PEERS_VENV_TARGETS & set(targets):
+                run.skipped += [Skipped(name, w.value, f"did not start: {exc}") for w in config.workloads]
+            targets = [name for name in targets if name not in PEERS_VENV_TARGETS]
     with Wrk(cpus=set(config.generator_cpus or ()), threads=config.wrk_threads) as wrk, pinned(config.server_cpus):
         context = BenchContext(
             artifact=config.artifact.resolve(),
@@ -195,11 +224,13 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress = print) -> Benchm
             warmup_s=config.warmup_s,
             torch_threads=config.torch_threads,
             http_workers=config.workers,
+            peers_venv=config.peers_venv,
+            previous_ref=config.previous_ref,
         )
         for number in range(1, config.rounds + 1):
             if config.rounds > 1:
                 progress(f"round {number} of {config.rounds}")
-            for name in config.targets:
+            for name in targets:
                 target = TARGETS[name]()
                 try:
                     target.start(context)

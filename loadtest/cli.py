@@ -90,6 +90,8 @@ def add_loadtest(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 def _benchmark(args: argparse.Namespace) -> int:
     from loadtest.benchmark import TARGETS, BenchmarkConfig, parse_cpus, run_benchmark, run_names
+    from loadtest.peers_venv import default_venv
+    from loadtest.previous import PREVIOUS_REF
     from loadtest.report import objective_checks, write_report
     from loadtest.workloads import Workload
 
@@ -111,6 +113,8 @@ def _benchmark(args: argparse.Namespace) -> int:
             wrk_threads=args.wrk_threads,
             http_workers=args.workers,
             log_dir=args.log_dir,
+            peers_venv=args.peers_venv or default_venv(),
+            previous_ref=args.previous_ref or PREVIOUS_REF,
         )
     except ValueError as exc:
         print(f"digits benchmark: {exc}", file=sys.stderr)
@@ -127,9 +131,9 @@ def add_benchmark(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     parser = sub.add_parser(
         "benchmark",
         help="the gateway against its alternatives, one workload, side by side (wrk)",
-        description="Start each target in turn (model loop, FastAPI echo, naive FastAPI, gateway, TorchServe, "
-        "gateway over TorchServe), drive it with wrk at each connection count, and write benchmark.md and "
-        "benchmark.json: req/s, p50, p95, p99, ratios, server and wrk CPU.",
+        description="Start each target in turn (model loop, FastAPI echo, naive FastAPI, LitServe, BentoML, the "
+        "previous gateway, the gateway, TorchServe, gateway over TorchServe), drive it with wrk at each connection "
+        "count, and write benchmark.md and benchmark.json: req/s, p50, p95, p99, ratios, server and wrk CPU.",
     )
     parser.add_argument("--targets", help="comma-separated subset (default: all, in order)")
     parser.add_argument(
@@ -165,6 +169,15 @@ def add_benchmark(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         "(default: one per server CPU, as TorchServe's workers)",
     )
     parser.add_argument("--log-dir", type=Path, help="where server logs go (default: a new temporary folder)")
+    parser.add_argument(
+        "--peers-venv",
+        type=Path,
+        help="virtualenv for LitServe and BentoML, made on first use "
+        "(default: $DIGITS_PEERS_VENV, else ~/.cache/digits/peers-venv)",
+    )
+    parser.add_argument(
+        "--previous-ref", help="git ref the gateway-previous target runs (default: the gateway before issue 14)"
+    )
     parser.set_defaults(handler=_benchmark)
 
 

@@ -96,11 +96,17 @@ def _header(run: BenchmarkRun) -> list[str]:
         f"each cell is {s['warmup_s']} s of warm-up, then {s['duration_s']} s measured at a fixed number of "
         f"connections. {_rounds(s.get('rounds', 1))}"
         f"HTTP workers: {s.get('http_workers', 1)} processes each for the echo app, the naive app "
-        "and both gateways (TorchServe: one worker per CPU). "
+        "and the gateways; as many model processes, and as many HTTP processes besides, for LitServe and BentoML "
+        f"(TorchServe: one worker per CPU). {_previous(s)}"
         f"Model threads: {s['torch_threads']} (each gateway worker, naive app, each TorchServe worker, model loop). "
         "*wrk CPU* and *server CPU* are cores kept busy on average (1.00 = one core). "
         "*vs gateway* is req/s relative to the embedded gateway, *of ceiling* relative to the model loop.",
     ]
+
+
+def _previous(settings: dict[str, Any]) -> str:
+    commit, ref = settings.get("previous_commit"), settings.get("previous_ref")
+    return f"gateway-previous runs commit `{commit}` (`{ref}`). " if commit else ""
 
 
 def _rounds(rounds: int) -> str:

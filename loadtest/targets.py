@@ -15,12 +15,14 @@ import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
 from loadtest.checks import prediction_problem
+from loadtest.peers_venv import default_venv
+from loadtest.previous import PREVIOUS_REF, PreviousError, export
 from loadtest.processes import CpuMeter
 from loadtest.results import Measurement
 from loadtest.samples import Sample
@@ -44,8 +46,10 @@ class BenchContext:
     duration_s: int
     warmup_s: int
     torch_threads: int
-    http_workers: int = 1  # processes of the echo, naive and gateway servers
+    http_workers: int = 1  # processes of the echo, naive and gateway servers; model processes of the peers
     python: str = sys.executable
+    peers_venv: Path = field(default_factory=default_venv)  # LitServe's and BentoML's (loadtest.peers_venv)
+    previous_ref: str = PREVIOUS_REF  # the git ref gateway-previous runs (loadtest.previous)
 
 
 class Target(ABC):
@@ -145,11 +149,20 @@ class ProcessTarget(HttpTarget):
     def env(self, context: BenchContext, port: int) -> dict[str, str]:
         return {}
 
+    def workdir(self, context: BenchContext) -> Path | None:
+        """Where the command runs; ``None``: here."""
+        return None
+
     def start(self, context: BenchContext) -> None:
         port = free_port()
         self.base_url = f"http://127.0.0.1:{port}"
         self._server = ServerProcess(
-            self.name, self.command(context, port), self.env(context, port), context.log_dir, url=self.base_url
+            self.name,
+            self.command(context, port),
+            self.env(context, port),
+            context.log_dir,
+            cwd=self.workdir(context),
+            url=self.base_url,
         )
         try:
             self._server.start(self.base_url + self.ready_path)
@@ -216,6 +229,21 @@ class GatewayTarget(ProcessTarget):
 
     def env(self, context: BenchContext, port: int) -> dict[str, str]:
         return {**gateway_env(context, port), "DIGITS_BACKEND": "embedded"}
+
+
+class PreviousGatewayTarget(GatewayTarget):
+    name = "gateway-previous"
+    description = (
+        "the digits gateway as of an earlier commit (`--previous-ref`, default: before issue 14's speed work), "
+        "embedded backend, same artifact and processes: a regression shows against `gateway`"
+    )
+    speaks_oip = True
+
+    def workdir(self, context: BenchContext) -> Path | None:
+        try:
+            return export(context.previous_ref, context.log_dir / self.name)
+        except PreviousError as exc:
+            raise TargetError(f"{self.name}: {exc}") from exc
 
 
 class ModelLoopTarget(Target):

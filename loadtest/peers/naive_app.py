@@ -14,17 +14,15 @@ import torch
 from fastapi import FastAPI, Request, Response
 from starlette.datastructures import UploadFile
 
-from model.card import load_card
-from service.core.pipeline import Pipeline
+from loadtest.peers.digits_model import load_pipeline, prediction_items, raw_inputs
 from service.core.preprocessing import Mode
 from service.core.schemas import PredictRequest
 from service.core.settings import Settings
-from service.core.types import Limits, RawInput
 
 SETTINGS = Settings()
 torch.set_num_threads(SETTINGS.torch_threads)
 MODULE = torch.jit.load(str(SETTINGS.artifact), map_location="cpu").eval()
-PIPELINE = Pipeline(load_card(SETTINGS.artifact), Limits(SETTINGS.max_images_per_request, SETTINGS.max_image_pixels))
+PIPELINE = load_pipeline()
 
 app = FastAPI(title="naive", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -37,11 +35,7 @@ async def _batch(request: Request) -> np.ndarray:
         preprocess: Mode = "none" if request.query_params.get("preprocess") == "none" else "auto"
         return PIPELINE.prepare([await upload.read()], preprocess)
     parsed = PredictRequest.model_validate_json(await request.body())
-    inputs: list[RawInput] = [
-        instance.image if instance.image is not None else np.asarray(instance.pixels, dtype=np.float32)
-        for instance in parsed.instances
-    ]
-    return PIPELINE.prepare(inputs, parsed.preprocess)
+    return PIPELINE.prepare(raw_inputs(parsed.instances), parsed.preprocess)
 
 
 @app.post("/v1/predict")
@@ -49,11 +43,7 @@ async def predict(request: Request) -> Response:
     batch = await _batch(request)
     with torch.inference_mode():
         probabilities = torch.softmax(MODULE(torch.from_numpy(batch)), dim=1).numpy()
-    predictions = [
-        {"label": int(row.argmax()), "confidence": float(row.max()), "probabilities": row.tolist()}
-        for row in probabilities
-    ]
-    return Response(orjson.dumps({"predictions": predictions}), media_type="application/json")
+    return Response(orjson.dumps({"predictions": prediction_items(probabilities)}), media_type="application/json")
 
 
 @app.get("/readyz")

@@ -21,6 +21,7 @@ from digits_cli.main import main
         (["benchmark", "--workloads", "jpeg"], "unknown workload jpeg"),
         (["benchmark", "--connections", "0"], "connection counts"),
         (["benchmark", "--server-cpus", "one"], "is not like 1 or 0,1"),
+        (["benchmark", "--targets", "gateway-previous", "--previous-ref", "no-such-ref"], "is no commit here"),
     ],
 )
 def test_bad_options_are_refused_with_a_reason(
