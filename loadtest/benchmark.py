@@ -116,11 +116,15 @@ class BenchmarkConfig:
             raise ValueError("--torch-threads, --wrk-threads and --workers must be at least 1")
         if not self.artifact.is_file():
             raise ValueError(f"model artifact {self.artifact} does not exist; pass --artifact or run digits train")
-        if PreviousGatewayTarget.name in self.targets:
+        if self.runs_previous_ref:
             try:
                 resolve(self.previous_ref)
             except PreviousError as exc:
                 raise ValueError(f"--previous-ref {self.previous_ref!r} is no commit here: {exc}") from exc
+
+    @property
+    def runs_previous_ref(self) -> bool:
+        return bool({PreviousGatewayTarget.name, PreviousReleaseModelLoopTarget.name} & set(self.targets))
 
     def _previous(self) -> dict[str, str]:
         return {"previous_ref": self.previous_ref, "previous_commit": resolve(self.previous_ref)}
@@ -147,7 +151,7 @@ class BenchmarkConfig:
             "torch_threads": self.torch_threads,
             "wrk_threads": self.wrk_threads,
             "http_workers": self.workers,
-            **(self._previous() if PreviousGatewayTarget.name in self.targets else {}),
+            **(self._previous() if self.runs_previous_ref else {}),
         }
 
 

@@ -1,17 +1,14 @@
-"""The model loop on the previous model version, out of git: a model change measured side by side.
+"""The model loop on earlier models, out of git: a model change measured side by side.
 
-The previous version is the newest commit whose card (``model/artifacts/digits.json``) names another
-``version`` than the card in the working tree. Two targets take it:
-
-- ``model-loop-previous``: that commit's artifact, run by this checkout's code (what the network alone gained);
-- ``model-loop-previous-release``: that commit's artifact run by that commit's own code (what users gain:
-  the network and the way it is run, as served before).
+- ``model-loop-previous``: the previous model version's artifact, run by this checkout's code: what the network
+  alone gained. The previous version is the newest commit whose card (``model/artifacts/digits.json``) names
+  another ``version`` than the card in the working tree.
+- ``model-loop-previous-release``: the model loop of ``--previous-ref`` (like ``gateway-previous``), its own
+  artifact run by its own code: what users gain, the network and the way it is run together.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import orjson
@@ -20,10 +17,11 @@ from loadtest.previous import REPO, PreviousError, commits_changing, export, fil
 from loadtest.targets import BenchContext, ModelLoopTarget, TargetError
 from model.settings import DEFAULT_ARTIFACT
 
+CARD = DEFAULT_ARTIFACT.with_suffix(".json")
 
-def previous_version_commit(artifact: Path = DEFAULT_ARTIFACT) -> tuple[str, str]:
+
+def previous_version_commit(card: Path = CARD) -> tuple[str, str]:
     """The newest commit whose card names another version than the current one, and that version."""
-    card = artifact.with_suffix(".json")
     current = orjson.loads(card.read_bytes())["version"]
     try:
         for commit in commits_changing(card):
@@ -40,29 +38,18 @@ class PreviousModelLoopTarget(ModelLoopTarget):
     description = "the model loop on the previous model version's artifact (from git), run by this code"
 
     def __init__(self) -> None:
-        self._folder: Path | None = None
         self._artifact: Path | None = None
 
     def start(self, context: BenchContext) -> None:
         commit, version = previous_version_commit()
-        folder = Path(tempfile.mkdtemp(prefix=f"digits-model-{version}-"))
+        folder = context.log_dir / f"{self.name}-{version}"
+        folder.mkdir(parents=True, exist_ok=True)
         try:
-            self._artifact = self.extract(commit, folder)
+            for path in (DEFAULT_ARTIFACT, CARD):
+                (folder / path.name).write_bytes(file_at(commit, path))
         except PreviousError as exc:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise TargetError(str(exc)) from exc
-        self._folder = folder
-
-    def extract(self, commit: str, folder: Path) -> Path:
-        """Write what the target runs into ``folder``; the artifact's path there."""
-        for path in (DEFAULT_ARTIFACT, DEFAULT_ARTIFACT.with_suffix(".json")):
-            (folder / path.name).write_bytes(file_at(commit, path))
-        return folder / DEFAULT_ARTIFACT.name
-
-    def stop(self) -> None:
-        if self._folder is not None:
-            shutil.rmtree(self._folder, ignore_errors=True)
-            self._folder = self._artifact = None
+            raise TargetError(f"{self.name}: {exc}") from exc
+        self._artifact = folder / DEFAULT_ARTIFACT.name
 
     def artifact(self, context: BenchContext) -> Path:
         if self._artifact is None:
@@ -70,21 +57,18 @@ class PreviousModelLoopTarget(ModelLoopTarget):
         return self._artifact
 
 
-class PreviousReleaseModelLoopTarget(PreviousModelLoopTarget):
+class PreviousReleaseModelLoopTarget(ModelLoopTarget):
     name = "model-loop-previous-release"
-    description = "the model loop of the previous model version's commit: its artifact, run by its own code"
+    description = "the model loop of `--previous-ref`: that commit's artifact, run by that commit's code"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._code: Path | None = None
+    def _tree(self, context: BenchContext) -> Path:
+        try:
+            return export(context.previous_ref, context.log_dir / self.name)
+        except PreviousError as exc:
+            raise TargetError(f"{self.name}: {exc}") from exc
 
-    def extract(self, commit: str, folder: Path) -> Path:
-        self._code = export(commit, folder)
-        return self._code / DEFAULT_ARTIFACT.resolve().relative_to(REPO)
+    def workdir(self, context: BenchContext) -> Path | None:
+        return self._tree(context)
 
-    def stop(self) -> None:
-        super().stop()
-        self._code = None
-
-    def code_root(self) -> Path | None:
-        return self._code
+    def artifact(self, context: BenchContext) -> Path:
+        return self._tree(context) / DEFAULT_ARTIFACT.resolve().relative_to(REPO)

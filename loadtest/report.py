@@ -106,7 +106,10 @@ def _header(run: BenchmarkRun) -> list[str]:
 
 def _previous(settings: dict[str, Any]) -> str:
     commit, ref = settings.get("previous_commit"), settings.get("previous_ref")
-    return f"gateway-previous runs commit `{commit}` (`{ref}`). " if commit else ""
+    if not commit:
+        return ""
+    named = "" if ref == commit else f" (`{ref}`)"
+    return f"The previous release (gateway-previous, model-loop-previous-release) is commit `{commit}`{named}. "
 
 
 def _rounds(rounds: int) -> str:

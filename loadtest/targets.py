@@ -8,7 +8,6 @@ exception: no server, the model called in a loop in its own process.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import urllib.error
@@ -49,7 +48,7 @@ class BenchContext:
     http_workers: int = 1  # processes of the echo, naive and gateway servers; model processes of the peers
     python: str = sys.executable
     peers_venv: Path = field(default_factory=default_venv)  # LitServe's and BentoML's (loadtest.peers_venv)
-    previous_ref: str = PREVIOUS_REF  # the git ref gateway-previous runs (loadtest.previous)
+    previous_ref: str = PREVIOUS_REF  # the git ref gateway-previous and model-loop-previous-release run
 
 
 class Target(ABC):
@@ -264,8 +263,8 @@ class ModelLoopTarget(Target):
     def artifact(self, context: BenchContext) -> Path:
         return context.artifact
 
-    def code_root(self) -> Path | None:
-        """Where the loop's code is imported from: ``None`` for this checkout."""
+    def workdir(self, context: BenchContext) -> Path | None:
+        """Where the loop runs and its code is imported from: ``None`` for this checkout."""
         return None
 
     def measure(self, workload: Workload, connections: int, context: BenchContext) -> Measurement:
@@ -278,9 +277,7 @@ class ModelLoopTarget(Target):
             "--warmup", str(max(context.warmup_s, 0.5)),
             "--torch-threads", str(context.torch_threads),
         ]  # fmt: skip
-        root = self.code_root()
-        env = None if root is None else {**os.environ, "PYTHONPATH": str(root)}
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root, env=env)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.workdir(context))
         try:
             out, err = process.communicate(timeout=context.duration_s + context.warmup_s + 120)
         except subprocess.TimeoutExpired as exc:

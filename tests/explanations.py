@@ -101,7 +101,10 @@ def conv1_parameters(url: str) -> tuple[torch.Tensor, torch.Tensor, int, int]:
 def check_weights_reproduce_conv1(url: str, explained: list[Explained]) -> None:
     """relu(conv2d(normalized input, weight, bias)) from the endpoint equals the served conv1 maps within 1e-4."""
     weight, bias, stride, padding = conv1_parameters(url)
-    assert list(weight.shape) == [16, 1, 3, 3] and list(bias.shape) == [16]
+    conv1 = next(layer for layer in CARD.layers if layer.name == "conv1")
+    assert conv1.kernel_size is not None
+    channels, k = conv1.output_shape[0], conv1.kernel_size
+    assert list(weight.shape) == [channels, 1, k, k] and list(bias.shape) == [channels]
     for item in explained:
         x = torch.from_numpy(CARD.input.normalize(item.input.copy()))[None, None]
         computed = torch.relu(torch.nn.functional.conv2d(x, weight, bias, stride=stride, padding=padding))[0]

@@ -8,9 +8,10 @@ import httpx
 import numpy as np
 import pytest
 
+from model.card import load_card
 from ops.local_servers import ServerProcess
 from service.core.schemas import LayerResponse
-from tests.cards import calibrated_artifact
+from tests.cards import uncalibrated_artifact
 from tests.explanations import decoded
 from tests.servers import gateway_process
 
@@ -34,19 +35,23 @@ def test_conv_layers_have_the_cards_shapes_and_folded_batch_norm(gateway: Server
         in_channels = out_channels
 
 
-def test_kernels_as_a_png_grid(gateway: ServerProcess) -> None:
+def test_kernels_as_a_png_grid(gateway: ServerProcess, artifact: Path) -> None:
+    rows = {row.name: row for row in load_card(artifact).layers}
+    out, inputs, k = rows["conv2"].output_shape[0], rows["conv1"].output_shape[0], rows["conv2"].kernel_size
+    assert k is not None
     body = layer(gateway, "conv2", format="png").json()
     weight = body["weight"]
-    assert weight["format"] == "png" and weight["shape"] == [32, 16, 3, 3]
-    assert weight["grid"] == {"rows": 32, "cols": 16, "tile_height": 3, "tile_width": 3, "gap": 1}
-    assert decoded(weight).shape == (32 * 4 - 1, 16 * 4 - 1)
+    assert weight["format"] == "png" and weight["shape"] == [out, inputs, k, k]
+    assert weight["grid"] == {"rows": out, "cols": inputs, "tile_height": k, "tile_width": k, "gap": 1}
+    assert decoded(weight).shape == (out * (k + 1) - 1, inputs * (k + 1) - 1)
     assert body["bias"]["format"] == "array"
 
 
-def test_pooling_and_dense_layers_have_no_weights_here(gateway: ServerProcess) -> None:
+def test_pooling_and_dense_layers_have_no_weights_here(gateway: ServerProcess, artifact: Path) -> None:
     pool = layer(gateway, "pool1").json()
+    shape = next(row.output_shape for row in load_card(artifact).layers if row.name == "pool1")
     assert pool == {"name": "pool1", "kind": "maxpool", "kernel_size": 2, "stride": 2, "padding": 0,
-                    "output_shape": [32, 14, 14]}  # fmt: skip
+                    "output_shape": shape}  # fmt: skip
     assert "weight" not in layer(gateway, "fc1").json()
 
 
@@ -59,16 +64,17 @@ def test_bad_layer_requests(gateway: ServerProcess, name: str, params: dict[str,
     assert response.status_code == status and response.json()["error"]["code"] == code
 
 
-def test_calibration_is_null_for_a_card_without_it(gateway: ServerProcess) -> None:
-    assert httpx.get(f"{gateway.url}/v1/models/digits").json()["evaluation"]["calibration"] is None
+def test_calibration_as_the_card_carries_it(gateway: ServerProcess, artifact: Path) -> None:
+    calibration = load_card(artifact).evaluation.calibration
+    assert calibration is not None
+    served = httpx.get(f"{gateway.url}/v1/models/digits").json()["evaluation"]["calibration"]
+    assert served == calibration.model_dump(mode="json")
 
 
-def test_calibration_as_the_card_carries_it(artifact: Path, tmp_path: Path) -> None:
-    copy, card = calibrated_artifact(artifact, tmp_path)
-    assert card.evaluation.calibration is not None
+def test_calibration_is_null_for_a_card_without_it(artifact: Path, tmp_path: Path) -> None:
+    copy, _ = uncalibrated_artifact(artifact, tmp_path)
     with gateway_process(tmp_path, {"DIGITS_ARTIFACT": str(copy)}) as server:
-        served = httpx.get(f"{server.url}/v1/models/digits").json()["evaluation"]["calibration"]
-    assert served == card.evaluation.calibration.model_dump(mode="json")
+        assert httpx.get(f"{server.url}/v1/models/digits").json()["evaluation"]["calibration"] is None
 
 
 def test_openapi_describes_explain_and_layers(gateway: ServerProcess) -> None:

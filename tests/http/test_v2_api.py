@@ -14,9 +14,15 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from model.card import load_card
 from model.mnist import Split
+from model.settings import DEFAULT_ARTIFACT
 from tests.core.test_decoding import png_header_only
 from tests.uploads import encode
+
+CARD = load_card(DEFAULT_ARTIFACT)
+VERSION = CARD.version
+SHAPES = {layer.name: layer.output_shape for layer in CARD.layers}
 
 INFER = "/v2/models/digits/infer"
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -99,10 +105,10 @@ def test_binary_image_input_is_length_prefixed_files(client: TestClient, digits:
 
 def test_versioned_routes_and_request_id(client: TestClient, digits: Split) -> None:
     body = {"id": "abc", "inputs": [pixels_tensor(digits.images[:1].astype(np.float32))]}
-    response = infer(client, body, "/v2/models/digits/versions/1.0.0/infer")
-    assert response.json()["id"] == "abc" and response.json()["model_version"] == "1.0.0"
-    assert client.get("/v2/models/digits/versions/1.0.0").json()["name"] == "digits"
-    assert client.get("/v2/models/digits/versions/1.0.0/ready").json() == {"name": "digits", "ready": True}
+    response = infer(client, body, f"/v2/models/digits/versions/{VERSION}/infer")
+    assert response.json()["id"] == "abc" and response.json()["model_version"] == VERSION
+    assert client.get(f"/v2/models/digits/versions/{VERSION}").json()["name"] == "digits"
+    assert client.get(f"/v2/models/digits/versions/{VERSION}/ready").json() == {"name": "digits", "ready": True}
     assert error_of(infer(client, body, "/v2/models/digits/versions/2/infer")) == (404, "unknown_model")
     assert error_of(infer(client, body, "/v2/models/mnist/infer")) == (404, "unknown_model")
     assert error_of(client.get("/v2/models/mnist/ready")) == (404, "unknown_model")
@@ -112,7 +118,7 @@ def test_feature_layers_only_when_asked(client: TestClient, digits: Split) -> No
     images = digits.images[:2].astype(np.float32)
     assert set(outputs_of(infer(client, {"inputs": [pixels_tensor(images)]}))) == {"probabilities", "label"}
     asked = outputs_of(infer(client, {"inputs": [pixels_tensor(images)], "outputs": [{"name": "pool1"}]}))
-    assert set(asked) == {"pool1"} and asked["pool1"]["shape"] == [2, 32, 14, 14]
+    assert set(asked) == {"pool1"} and asked["pool1"]["shape"] == [2, *SHAPES["pool1"]]
 
 
 ZEROS = np.zeros((1, 28, 28), np.float32)
@@ -169,7 +175,7 @@ def test_protocol_errors_for_unknown_routes_and_methods(client: TestClient) -> N
 
 def test_routes_appear_as_templates_in_metrics(client: TestClient, digits: Split) -> None:
     infer(client, {"inputs": [pixels_tensor(digits.images[:1].astype(np.float32))]})
-    client.get("/v2/models/digits/versions/1.0.0/ready")
+    client.get(f"/v2/models/digits/versions/{VERSION}/ready")
     text = client.get("/metrics").text
     assert 'route="/v2/models/{model_name}/infer",status="200"' in text
     assert 'route="/v2/models/{model_name}/versions/{model_version}/ready"' in text

@@ -17,9 +17,14 @@ from kserve.protocol.infer_type import RequestedOutput
 from tritonclient.utils import InferenceServerException
 
 from loadtest.samples import Sample, load_samples
+from model.card import load_card
+from model.settings import DEFAULT_ARTIFACT
 from ops.local_servers import ServerProcess
 
 MODEL = "digits"
+CARD = load_card(DEFAULT_ARTIFACT)
+VERSION = CARD.version
+SHAPES = {layer.name: layer.output_shape for layer in CARD.layers}
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
@@ -53,12 +58,12 @@ def test_health_readiness_and_metadata(triton: triton_http.InferenceServerClient
     assert triton.is_server_live()
     assert triton.is_server_ready()
     assert triton.is_model_ready(MODEL)
-    assert triton.is_model_ready(MODEL, "1.0.0")
+    assert triton.is_model_ready(MODEL, VERSION)
     assert not triton.is_model_ready("no-such-model")
     server = triton.get_server_metadata()
     assert server["name"] == "digits" and "binary_tensor_data" in server["extensions"]
     model = triton.get_model_metadata(MODEL)
-    assert model["name"] == MODEL and model["versions"] == ["1.0.0"]
+    assert model["name"] == MODEL and model["versions"] == [VERSION]
     assert {t["name"]: (t["datatype"], t["shape"]) for t in model["inputs"]} == {
         "pixels": ("FP32", [-1, 28, 28]),
         "image": ("BYTES", [-1]),
@@ -66,8 +71,8 @@ def test_health_readiness_and_metadata(triton: triton_http.InferenceServerClient
     outputs = {t["name"]: (t["datatype"], t["shape"]) for t in model["outputs"]}
     assert outputs["probabilities"] == ("FP32", [-1, 10])
     assert outputs["label"] == ("INT64", [-1])
-    assert outputs["conv1"] == ("FP32", [-1, 16, 28, 28])
-    assert outputs["pool2"] == ("FP32", [-1, 64, 7, 7])
+    assert outputs["conv1"] == ("FP32", [-1, *SHAPES["conv1"]])
+    assert outputs["pool2"] == ("FP32", [-1, *SHAPES["pool2"]])
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
@@ -104,7 +109,7 @@ def test_conv1_feature_map_equals_v1s(
     result = triton.infer(MODEL, [pixels_input(pixels, binary)], outputs=outputs)
     assert [o["name"] for o in result.get_response()["outputs"]] == ["conv1", "label"]
     conv1 = result.as_numpy("conv1")
-    assert conv1.shape == (4, 16, 28, 28)
+    assert conv1.shape == (4, *SHAPES["conv1"])
     body = {"instances": [{"pixels": s.pixels} for s in chosen], "preprocess": "none", "features": ["conv1"]}
     v1 = httpx.post(f"{gateway.url}/v1/predict", json=body, timeout=30).raise_for_status().json()
     for index, prediction in enumerate(v1["predictions"]):
@@ -154,7 +159,7 @@ async def test_kserve_rest_client(gateway: ServerProcess, samples: list[Sample])
         await client.close()
     outputs = {output.name: output.as_numpy() for output in response.outputs}
     assert outputs["label"].tolist() == labels_of(samples)
-    assert outputs["pool2"].shape == (len(samples), 64, 7, 7)
+    assert outputs["pool2"].shape == (len(samples), *SHAPES["pool2"])
 
 
 def binary_request(inputs: list[dict[str, object]], binary: bytes, *, header_extra: int = 0) -> tuple[bytes, str]:

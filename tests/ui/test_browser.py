@@ -37,7 +37,7 @@ from model.layers import describe_layers
 from model.network import ConvNet, parameter_count
 from model.settings import DEFAULT_ARTIFACT
 from service.core.api_keys import new_key
-from tests.cards import calibrated_artifact
+from tests.cards import uncalibrated_artifact
 from tests.servers import REPO, ServerProcess, gateway_process
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -449,19 +449,29 @@ MODEL_PANEL = """const svg = document.querySelector('#reliability svg');
             errors: document.querySelectorAll('#confusion td.error').length}"""
 
 
-def test_the_model_panel_shows_the_cards_reliability_diagram(browser: Chrome, artifact: Path, tmp_path: Path) -> None:
-    copy, card = calibrated_artifact(artifact, tmp_path)
-    with gateway_process(tmp_path, {"DIGITS_ARTIFACT": str(copy)}) as server:
-        browser.set_window_size(1280, 1000)
-        browser.get(f"{server.url}/")
-        panel = wait_until(browser, lambda d: p if (p := d.execute_script(MODEL_PANEL))["bins"] else None, "the panel")
-        browser.execute_script("document.getElementById('model-title').scrollIntoView()")
-        screenshot(browser, "index-model.png")
-    assert panel["bins"] == 3 and "calibration error 0.65%" in panel["note"]
+def test_the_model_panel_shows_the_cards_reliability_diagram(browser: Chrome, gateway: ServerProcess) -> None:
+    card = served_card(gateway)
+    calibration = card.evaluation.calibration
+    assert calibration is not None
+    browser.set_window_size(1280, 1000)
+    browser.get(f"{gateway.url}/")
+    panel = wait_until(browser, lambda d: p if (p := d.execute_script(MODEL_PANEL))["bins"] else None, "the panel")
+    browser.execute_script("document.getElementById('model-title').scrollIntoView()")
+    screenshot(browser, "index-model.png")
+    assert panel["bins"] == sum(1 for row in calibration.reliability if row.count)
+    assert f"calibration error {calibration.ece * 100:.2f}%" in panel["note"]
     assert panel["perClass"] == 10 and panel["confusion"] == [11] * 11
     matrix = card.evaluation.confusion_matrix
     assert panel["errors"] == sum(1 for i, row in enumerate(matrix) for j, n in enumerate(row) if i != j and n > 0)
     assert console_errors(browser) == []
+
+
+def test_the_model_panel_says_when_a_card_has_no_calibration(browser: Chrome, artifact: Path, tmp_path: Path) -> None:
+    copy, _ = uncalibrated_artifact(artifact, tmp_path)
+    with gateway_process(tmp_path, {"DIGITS_ARTIFACT": str(copy)}) as server:
+        browser.get(f"{server.url}/")
+        note = wait_until(browser, lambda d: d.execute_script(MODEL_PANEL)["note"] or None, "the panel's note")
+    assert "no calibration" in note and browser.execute_script(MODEL_PANEL)["bins"] is None
 
 
 def test_upload_an_image_file(browser: Chrome, gateway: ServerProcess, tmp_path: Path) -> None:
