@@ -72,7 +72,7 @@ class Pipeline:
         if not fields:
             return np.empty((0, 1, FIELD, FIELD), dtype=np.float32)
         batch: np.ndarray = self.card.input.normalize(np.stack(fields).astype(np.float32, copy=False))
-        return batch[:, None]
+        return batch.reshape(len(fields), 1, FIELD, FIELD)
 
     @property
     def backend_outputs(self) -> list[str]:

@@ -46,6 +46,14 @@ def test_a_batch_of_any_size_runs_in_chunks_with_the_plain_module_outputs(
     assert sum(CPU_CHUNKS) < 64  # 64 images take several chunks of the largest size
 
 
+def test_an_axis_added_with_none_is_read_right(artifact: Path, runner: ModelRunner) -> None:
+    fields = np.random.default_rng(1).normal(size=(16, 28, 28)).astype(np.float32)
+    added = fields[:, None]  # numpy's stride for the new axis is 0
+    assert added.strides[1] == 0
+    expected = runner.run(np.ascontiguousarray(fields).reshape(16, 1, 28, 28), frozenset()).probabilities
+    np.testing.assert_allclose(runner.run(added, frozenset()).probabilities, expected, atol=1e-6)
+
+
 def test_features_are_the_asked_card_layers_with_their_shapes(artifact: Path, runner: ModelRunner) -> None:
     card = load_card(artifact)
     output = runner.run(np.zeros((3, 1, 28, 28), dtype=np.float32), frozenset(card.feature_layers))

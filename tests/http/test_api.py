@@ -12,7 +12,9 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from model.card import load_card
 from model.mnist import Split
+from model.settings import DEFAULT_ARTIFACT
 from tests.core.test_decoding import png_header_only
 from tests.uploads import encode, realistic_upload
 
@@ -31,7 +33,8 @@ def test_pixels_prediction_contract(client: TestClient, digits: Split) -> None:
     response = client.post("/v1/predict", json=pixels_body(digits.images, preprocess="none", top_k=3))
     assert response.status_code == 200
     body = response.json()
-    assert body["model"] == {"name": "digits-convnet", "version": "1.0.0"}
+    card = load_card(DEFAULT_ARTIFACT)
+    assert body["model"] == {"name": card.name, "version": card.version}
     assert [p["label"] for p in body["predictions"]] == digits.labels.tolist()
     for prediction in body["predictions"]:
         assert len(prediction["probabilities"]) == 10

@@ -24,7 +24,7 @@ def _shallow() -> bool:
 
 def test_a_commit_is_exported_once_with_its_packages(tmp_path: Path) -> None:
     tree = export("HEAD", tmp_path)
-    assert tree.name == f"gateway-{resolve('HEAD')[:12]}"
+    assert tree.name == f"digits-{resolve('HEAD')[:12]}"
     for package in ("digits_cli", "service", "model"):
         assert (tree / package / "__init__.py").is_file(), package
     marker = tree / "digits_cli" / "exported-once"
@@ -57,7 +57,7 @@ def test_the_previous_gateway_runs_its_own_code_and_is_measured(artifact: Path, 
         finally:
             target.stop()
     assert row.requests > 0 and row.errors == 0, row
-    assert cwd == tmp_path / "gateway-previous" / f"gateway-{resolve('HEAD')[:12]}"
+    assert cwd == tmp_path / "gateway-previous" / f"digits-{resolve('HEAD')[:12]}"
 
 
 def test_the_report_names_the_previous_commit(artifact: Path, tmp_path: Path) -> None:

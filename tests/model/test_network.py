@@ -63,7 +63,8 @@ def test_layer_table_follows_the_shape_formula() -> None:
             assert row.kernel_size is not None and row.stride is not None and row.padding is not None
             size = (size - row.kernel_size + 2 * row.padding) // row.stride + 1
             assert row.output_shape[1:] == [size, size]
-    assert rows[-1].output_shape == [10]
-    assert [r.kind for r in rows][-2:] == ["flatten", "linear"]
-    hidden = describe_layers(ConvNet(hidden=32))
-    assert [(r.name, r.output_shape) for r in hidden][-3:] == [("flatten", [1600]), ("fc1", [32]), ("fc2", [10])]
+    assert [(r.kind, r.name, r.output_shape) for r in rows][-3:] == [
+        ("flatten", "flatten", [576]), ("linear", "fc1", [128]), ("linear", "fc2", [10]),
+    ]  # fmt: skip
+    no_hidden = describe_layers(ConvNet(hidden=None))
+    assert [(r.name, r.output_shape) for r in no_hidden][-2:] == [("flatten", [576]), ("fc1", [10])]

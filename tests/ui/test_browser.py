@@ -34,7 +34,7 @@ from torch import nn
 
 from model.card import Layer, ModelCard, file_sha256, load_card, save_card
 from model.layers import describe_layers
-from model.network import ConvNet, parameter_count
+from model.network import Conv, ConvNet, Pool, parameter_count
 from model.settings import DEFAULT_ARTIFACT
 from service.core.api_keys import new_key
 from tests.cards import uncalibrated_artifact
@@ -355,13 +355,13 @@ def check_the_arithmetic_of_a_channel(driver: Chrome, card: ModelCard) -> None:
 
 
 @pytest.fixture(scope="module")
-def model_2_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A gateway serving model 2's layout (``model.network.LAYOUT``: a 5x5 stride-2 padding-2 convolution, a
-    3x3 one, pooling, an unpadded 3x3, one linear layer), untrained, with batch norm statistics that are not the
-    identity, so that freezing folds something real into the served weights."""
-    tmp = tmp_path_factory.mktemp("model-2")
+def unpadded_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A gateway serving a layout the shipped model lacks (a 5x5 stride-2 padding-2 convolution, a 3x3 one,
+    pooling, an unpadded 3x3, one linear layer), untrained, with batch norm statistics that are not the identity,
+    so that freezing folds something real into the served weights."""
+    tmp = tmp_path_factory.mktemp("unpadded")
     torch.manual_seed(2)
-    network = ConvNet()
+    network = ConvNet(layout=(Conv(32, kernel_size=5, stride=2), Conv(48), Pool(), Conv(64, padding=0)), hidden=None)
     with torch.no_grad():
         for module in network.modules():
             if isinstance(module, nn.BatchNorm2d):
@@ -371,11 +371,11 @@ def model_2_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.uniform_(-0.1, 0.3)
     network.eval()
-    artifact = tmp / "model-2.pt"
+    artifact = tmp / "unpadded.pt"
     torch.jit.freeze(torch.jit.script(network), preserved_attrs=["forward_features"]).save(str(artifact))
     card = load_card(DEFAULT_ARTIFACT).model_copy(
         update={
-            "version": "2.0.0-untrained",
+            "version": "untrained",
             "artifact": artifact.name,
             "sha256": file_sha256(artifact),
             "parameter_count": parameter_count(network),
@@ -425,20 +425,20 @@ def test_draw_a_digit_and_see_every_layer(browser: Chrome, gateway: ServerProces
     check_prediction(browser, card)
 
 
-def test_inspect_model_2s_layout(browser: Chrome, model_2_gateway: ServerProcess) -> None:
+def test_inspect_an_unpadded_layer(browser: Chrome, unpadded_gateway: ServerProcess) -> None:
     """Stride 2, padding 2 and padding 0, and no hidden layer: the arithmetic and the outlines still hold."""
-    card = served_card(model_2_gateway)
+    card = served_card(unpadded_gateway)
     shapes = {layer.name: (layer.kernel_size, layer.stride, layer.padding, layer.output_shape) for layer in card.layers}
     assert shapes["conv1"] == (5, 2, 2, [32, 14, 14]) and shapes["conv3"] == (3, 1, 0, [64, 5, 5])
     assert [layer.name for layer in card.layers if layer.kind == "linear"] == ["fc1"]
     browser.set_window_size(1280, 1000)
-    browser.get(f"{model_2_gateway.url}/")
+    browser.get(f"{unpadded_gateway.url}/")
     wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#diagram svg a.stage-link"), "the diagram")
     draw(browser, browser.find_element(By.ID, "pad"), SEVEN, interaction.POINTER_MOUSE)
     check_prediction(browser, card)
     check_the_arithmetic_of_a_channel(browser, card)
     assert console_errors(browser) == []
-    screenshot(browser, "index-channel-model-2.png")
+    screenshot(browser, "index-channel-unpadded.png")
 
 
 MODEL_PANEL = """const svg = document.querySelector('#reliability svg');
@@ -485,8 +485,8 @@ def test_upload_an_image_file(browser: Chrome, gateway: ServerProcess, tmp_path:
     wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#features figure"), "the model card")
     browser.find_element(By.ID, "file").send_keys(str(path))
     check_what_the_model_saw(browser, check_prediction(browser, card))
-    panel = browser.execute_script(MODEL_PANEL)  # the shipped card has no calibration: no diagram, a note
-    assert panel["bins"] is None and "no calibration" in panel["note"] and panel["perClass"] == 10
+    panel = browser.execute_script(MODEL_PANEL)
+    assert panel["bins"] and panel["perClass"] == 10
     # The upload is drawn on the pad: its centre is ink-free paper, the stroke is there somewhere.
     dark = browser.execute_script(
         "const c = document.getElementById('pad'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height);"
