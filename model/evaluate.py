@@ -10,6 +10,7 @@ from model.card import Evaluation, InputSpec
 from model.mnist import Split
 
 EVAL_BATCH_SIZE = 1000
+CPU = torch.device("cpu")
 
 
 def normalize(images: np.ndarray, spec: InputSpec) -> torch.Tensor:
@@ -18,12 +19,16 @@ def normalize(images: np.ndarray, spec: InputSpec) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_logits(module: torch.nn.Module, images: np.ndarray, spec: InputSpec) -> torch.Tensor:
+def predict_logits(
+    module: torch.nn.Module, images: np.ndarray, spec: InputSpec, device: torch.device = CPU
+) -> torch.Tensor:
+    """Float32 logits on the CPU of uint8 ``[N, 28, 28]`` images, run on ``device`` (the module must be in eval
+    mode there)."""
     chunks = [
-        module(normalize(images[start : start + EVAL_BATCH_SIZE], spec))
+        module(normalize(images[start : start + EVAL_BATCH_SIZE], spec).to(device)).float().cpu()
         for start in range(0, len(images), EVAL_BATCH_SIZE)
     ]
-    return torch.cat(chunks).float()
+    return torch.cat(chunks)
 
 
 def probabilities_of(logits: torch.Tensor) -> np.ndarray:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from model.calibration import fit_temperature
 from model.card import InputSpec, ModelCard, Training
 from model.device import resolve_device
-from model.evaluate import normalize
+from model.evaluate import predict_logits
 from model.export import export
 from model.mnist import Mnist
 from model.network import ConvNet
@@ -75,12 +75,6 @@ def random_affine(images: torch.Tensor, generator: torch.Generator) -> torch.Ten
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-@torch.no_grad()
-def logits_of(model: ConvNet, x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    model.eval()
-    return torch.cat([model(chunk.to(device)).float().cpu() for chunk in x.split(1000)])
-
-
 def train(data: Mnist, config: TrainConfig) -> ModelCard:
     """Train, calibrate, export the TorchScript artifact to ``config.out`` and write its card beside it."""
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -96,12 +90,12 @@ def train(data: Mnist, config: TrainConfig) -> ModelCard:
     # The card's rounded values from the first step on: the model trains on exactly what it is served.
     spec = InputSpec(mean=round(float(data.train.images.mean() / 255.0), 6),
                      std=round(float(data.train.images.std() / 255.0), 6))  # fmt: skip
-    validation_x = normalize(data.train.images[train_end:], spec)
+    validation_images = data.train.images[train_end:]
     validation_y = torch.from_numpy(data.train.labels[train_end:].astype(np.int64))
 
     model = ConvNet().to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
-    averaged = cast(ConvNet, average.module)
+    averaged = cast(ConvNet, average.module).eval()  # only ever evaluated: batch norm from its averaged buffers
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.max_lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train_labels) / config.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -131,7 +125,7 @@ def train(data: Mnist, config: TrainConfig) -> ModelCard:
             total_loss += loss.item() * len(index)
             correct += int((logits.argmax(dim=1) == y).sum())
             batches.set_postfix(loss=f"{loss.item():.4f}")
-        validation_predicted = logits_of(averaged, validation_x, device).argmax(1)
+        validation_predicted = predict_logits(averaged, validation_images, spec, device).argmax(1)
         stats = EpochStats(
             epoch=epoch,
             loss=total_loss / len(train_labels),
@@ -146,7 +140,7 @@ def train(data: Mnist, config: TrainConfig) -> ModelCard:
                 f"validation acc {stats.validation_accuracy:.2%}  ({stats.seconds:.0f} s)"
             )
     model = averaged.cpu().to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
-    temperature = fit_temperature(logits_of(model, validation_x, torch.device("cpu")), validation_y)
+    temperature = fit_temperature(predict_logits(model, validation_images, spec), validation_y)
     training = Training(
         seed=config.seed,
         epochs=config.epochs,
