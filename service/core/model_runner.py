@@ -38,11 +38,15 @@ class ModelRunner:
             torch.jit.enable_onednn_fusion(True)  # process-wide; read when a graph is first optimized
         self._module = torch.jit.load(str(artifact), map_location=device).eval()
         self._gradients = torch.jit.load(str(artifact), map_location=device).eval()  # its own plans, with autograd
-        every_output = frozenset([*card.feature_layers, *self._saliency_outputs])
-        for size in self._chunks or (8,):
-            warmup = np.zeros((size, 1, 28, 28), dtype=np.float32)
-            for layers in (NO_LAYERS, NO_LAYERS, every_output, every_output, NO_LAYERS):
-                self.run(warmup, layers)
+        # TorchScript profiles a graph's first runs per shape before it fuses: each chunk size, both methods.
+        every_layer = frozenset(card.feature_layers)
+        with torch.inference_mode():
+            for size in self._chunks:
+                for layers in (NO_LAYERS, every_layer) * 3:
+                    self._forward(torch.zeros(size, 1, 28, 28, device=device), layers)
+        warmup = np.zeros((8, 1, 28, 28), dtype=np.float32)
+        for layers in (NO_LAYERS, every_layer | frozenset(self._saliency_outputs), NO_LAYERS):
+            self.run(warmup, layers)
 
     def run(self, batch: np.ndarray, layers: frozenset[str]) -> BatchOutput:
         """Probabilities of a normalized float32 ``[n, 1, 28, 28]`` batch, the feature maps of ``layers``, and when
