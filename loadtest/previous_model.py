@@ -13,8 +13,8 @@ from pathlib import Path
 
 import orjson
 
-from loadtest.previous import REPO, PreviousError, commits_changing, export, file_at
-from loadtest.targets import BenchContext, ModelLoopTarget, TargetError
+from loadtest.previous import REPO, PreviousError, commits_changing, file_at
+from loadtest.targets import BenchContext, ModelLoopTarget, TargetError, previous_tree
 from model.settings import DEFAULT_ARTIFACT
 
 CARD = DEFAULT_ARTIFACT.with_suffix(".json")
@@ -61,14 +61,8 @@ class PreviousReleaseModelLoopTarget(ModelLoopTarget):
     name = "model-loop-previous-release"
     description = "the model loop of `--previous-ref`: that commit's artifact, run by that commit's code"
 
-    def _tree(self, context: BenchContext) -> Path:
-        try:
-            return export(context.previous_ref, context.log_dir / self.name)
-        except PreviousError as exc:
-            raise TargetError(f"{self.name}: {exc}") from exc
-
     def workdir(self, context: BenchContext) -> Path | None:
-        return self._tree(context)
+        return previous_tree(self.name, context)
 
     def artifact(self, context: BenchContext) -> Path:
-        return self._tree(context) / DEFAULT_ARTIFACT.resolve().relative_to(REPO)
+        return previous_tree(self.name, context) / DEFAULT_ARTIFACT.resolve().relative_to(REPO)

@@ -239,10 +239,15 @@ class PreviousGatewayTarget(GatewayTarget):
     speaks_oip = True
 
     def workdir(self, context: BenchContext) -> Path | None:
-        try:
-            return export(context.previous_ref, context.log_dir / self.name)
-        except PreviousError as exc:
-            raise TargetError(f"{self.name}: {exc}") from exc
+        return previous_tree(self.name, context)
+
+
+def previous_tree(target: str, context: BenchContext) -> Path:
+    """The packages of ``--previous-ref``, exported into ``target``'s folder of the run."""
+    try:
+        return export(context.previous_ref, context.log_dir / target)
+    except PreviousError as exc:
+        raise TargetError(f"{target}: {exc}") from exc
 
 
 class ModelLoopTarget(Target):
