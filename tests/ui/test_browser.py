@@ -32,12 +32,10 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 from torch import nn
 
-from model.card import Layer, ModelCard, file_sha256, load_card, save_card
-from model.layers import describe_layers
-from model.network import Conv, ConvNet, Pool, parameter_count
-from model.settings import DEFAULT_ARTIFACT
+from model.card import Layer, ModelCard
+from model.network import Conv, ConvNet, Pool
 from service.core.api_keys import new_key
-from tests.cards import uncalibrated_artifact
+from tests.cards import network_artifact, uncalibrated_artifact
 from tests.servers import REPO, ServerProcess, gateway_process
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -370,19 +368,7 @@ def unpadded_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
                 module.running_var.uniform_(0.3, 2.0)
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.uniform_(-0.1, 0.3)
-    network.eval()
-    artifact = tmp / "unpadded.pt"
-    torch.jit.freeze(torch.jit.script(network), preserved_attrs=["forward_features"]).save(str(artifact))
-    card = load_card(DEFAULT_ARTIFACT).model_copy(
-        update={
-            "version": "untrained",
-            "artifact": artifact.name,
-            "sha256": file_sha256(artifact),
-            "parameter_count": parameter_count(network),
-            "layers": describe_layers(network),
-        }
-    )
-    save_card(card, artifact)
+    artifact = network_artifact(network, tmp / "unpadded.pt", "untrained")
     with gateway_process(tmp, {"DIGITS_ARTIFACT": str(artifact)}) as server:
         yield server
 

@@ -12,14 +12,12 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-import torch
 from prometheus_client.parser import text_string_to_metric_families
 
-from model.card import ModelCard, file_sha256, load_card, save_card
-from model.layers import describe_layers
-from model.network import Conv, ConvNet, Pool, parameter_count
-from service.core.settings import Settings
+from model.card import ModelCard
+from model.network import Conv, ConvNet, Pool
 from service.ui.diagram import card_svg, shape_text
+from tests.cards import network_artifact
 from tests.servers import ServerProcess, gateway_process
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -81,19 +79,8 @@ def test_diagram_route_draws_the_served_card(gateway: ServerProcess) -> None:
 def small_network_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A gateway serving another, smaller ConvNet (untrained: only its shape matters here)."""
     tmp = tmp_path_factory.mktemp("small-network")
-    network = ConvNet(layout=(Conv(8), Pool(), Conv(16), Pool(), Conv(16), Pool()), hidden=32).eval()
-    artifact = tmp / "small.pt"
-    torch.jit.freeze(torch.jit.script(network), preserved_attrs=["forward_features"]).save(str(artifact))
-    card = load_card(Settings().artifact).model_copy(
-        update={
-            "version": "0.0.1-small",
-            "artifact": artifact.name,
-            "sha256": file_sha256(artifact),
-            "parameter_count": parameter_count(network),
-            "layers": describe_layers(network),
-        }
-    )
-    save_card(card, artifact)
+    network = ConvNet(layout=(Conv(8), Pool(), Conv(16), Pool(), Conv(16), Pool()), hidden=32)
+    artifact = network_artifact(network, tmp / "small.pt", "0.0.1-small")
     with gateway_process(tmp, {"DIGITS_ARTIFACT": str(artifact)}) as server:
         yield server
 
