@@ -22,7 +22,7 @@ import bentoml
 import numpy as np
 from bentoml.exceptions import InvalidArgument
 
-from loadtest.peers.digits_model import DigitsModel, load_pipeline, prediction_items, raw_inputs
+from loadtest.peers.digits_model import DigitsModel, load_pipeline, prediction_items
 from service.core.errors import ApiError
 from service.core.schemas import Instance
 
@@ -64,7 +64,7 @@ class Digits:
             raise InvalidArgument("send a JSON body with instances, or a multipart file")
         try:
             batch = self.pipeline.prepare(
-                [file.read_bytes()] if file is not None else raw_inputs(instances or []),
+                [file.read_bytes()] if file is not None else [instance.raw for instance in instances or []],
                 "auto" if file is not None else preprocess,
             )
         except ApiError as exc:

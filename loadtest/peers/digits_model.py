@@ -18,9 +18,9 @@ from service.core.errors import from_validation_errors
 from service.core.model_runner import ModelRunner
 from service.core.pipeline import Pipeline
 from service.core.preprocessing import Mode
-from service.core.schemas import Instance, PredictRequest
+from service.core.schemas import PredictRequest
 from service.core.settings import Settings
-from service.core.types import Limits, RawInput
+from service.core.types import Limits
 
 NO_LAYERS: frozenset[str] = frozenset()
 
@@ -28,13 +28,6 @@ NO_LAYERS: frozenset[str] = frozenset()
 def load_pipeline() -> Pipeline:
     settings = Settings()
     return Pipeline(load_card(settings.artifact), Limits(settings.max_images_per_request, settings.max_image_pixels))
-
-
-def raw_inputs(instances: list[Instance]) -> list[RawInput]:
-    return [
-        instance.image if instance.image is not None else np.asarray(instance.pixels, dtype=np.float32)
-        for instance in instances
-    ]
 
 
 def prediction_items(probabilities: np.ndarray) -> list[dict[str, Any]]:
@@ -62,7 +55,7 @@ class DigitsModel:
             request = PredictRequest.model_validate(body)
         except ValidationError as exc:
             raise from_validation_errors(exc.errors()) from exc
-        return self.pipeline.prepare(raw_inputs(request.instances), request.preprocess)
+        return self.pipeline.prepare([instance.raw for instance in request.instances], request.preprocess)
 
     def prepare_file(self, data: bytes, preprocess: Mode) -> np.ndarray:
         return self.pipeline.prepare([data], preprocess)

@@ -14,7 +14,7 @@ import torch
 from fastapi import FastAPI, Request, Response
 from starlette.datastructures import UploadFile
 
-from loadtest.peers.digits_model import load_pipeline, prediction_items, raw_inputs
+from loadtest.peers.digits_model import load_pipeline, prediction_items
 from service.core.preprocessing import Mode
 from service.core.schemas import PredictRequest
 from service.core.settings import Settings
@@ -35,7 +35,7 @@ async def _batch(request: Request) -> np.ndarray:
         preprocess: Mode = "none" if request.query_params.get("preprocess") == "none" else "auto"
         return PIPELINE.prepare([await upload.read()], preprocess)
     parsed = PredictRequest.model_validate_json(await request.body())
-    return PIPELINE.prepare(raw_inputs(parsed.instances), parsed.preprocess)
+    return PIPELINE.prepare([instance.raw for instance in parsed.instances], parsed.preprocess)
 
 
 @app.post("/v1/predict")

@@ -47,25 +47,38 @@ class StageRecorder:
         self.images.append((stage, image))  # never written to afterwards: no copy needed
 
 
-def pixel_array(rows: list[list[float]], index: int) -> np.ndarray:
-    """A ``pixels`` instance as a float32 2-D array, refused when ragged, empty, non-finite or outside 0-255."""
+def pixel_rows(value: object) -> np.ndarray:
+    """JSON rows of gray values as a float32 ``[H, W]`` array. numpy converts the whole nested list at once
+    (per-element validation costs about twice as much); a ValueError says what is wrong."""
     try:
-        values = np.asarray(rows, dtype=np.float32)
-    except ValueError as exc:
-        raise ApiError(ErrorCode.invalid_pixels, "pixels rows have different lengths", index=index) from exc
-    check_pixels(values, index)
-    return values
+        values = np.array(value)
+    except ValueError as exc:  # ragged rows
+        raise ValueError("pixels must be rows of numbers of equal length") from exc
+    if values.dtype.kind not in "iuf":  # strings, booleans, nulls, numbers too large for 64 bits
+        raise ValueError("pixels must be rows of numbers")
+    problem = pixel_problem(values)
+    if problem:
+        raise ValueError(problem)
+    return values.astype(np.float32, copy=False)
 
 
 def check_pixels(values: np.ndarray, index: int) -> None:
+    problem = pixel_problem(values)
+    if problem:
+        raise ApiError(ErrorCode.invalid_pixels, problem, index=index)
+
+
+def pixel_problem(values: np.ndarray) -> str | None:
+    """Why an array of gray values is not an image (not 2-D, empty, non-finite, outside 0-255), or None."""
     if values.ndim != 2:
-        raise ApiError(ErrorCode.invalid_pixels, f"pixels must be a 2-D array, got {values.ndim}-D", index=index)
+        return f"pixels must be a 2-D array, got {values.ndim}-D"
     if values.size == 0:
-        raise ApiError(ErrorCode.invalid_pixels, "pixels is empty", index=index)
+        return "pixels is empty"
     if not (values.min() >= 0 and values.max() <= 255):  # also false for NaN, which fails every comparison
         if not np.isfinite(values).all():
-            raise ApiError(ErrorCode.invalid_pixels, "pixels contains NaN or infinity", index=index)
-        raise ApiError(ErrorCode.invalid_pixels, "pixel values must lie in 0-255", index=index)
+            return "pixels contains NaN or infinity"
+        return "pixel values must lie in 0-255"
+    return None
 
 
 def to_mnist_field(gray: np.ndarray, mode: Mode, index: int, stages: StageRecorder | None = None) -> np.ndarray:

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+    model_validator,
+)
+
+from service.core.preprocessing import pixel_rows
+from service.core.types import RawInput
 
 # A "1": a vertical stroke, ink bright on black, as preprocess=none expects.
 EXAMPLE_PIXELS: list[JsonValue] = [[255 if 4 <= r < 24 and 13 <= c < 16 else 0 for c in range(28)] for r in range(28)]
@@ -46,19 +59,36 @@ class PredictOptions(BaseModel):
         return self
 
 
+# A 2-D array of gray values: JSON rows of numbers on the wire, a float32 array once validated.
+PixelRows = Annotated[
+    np.ndarray,
+    PlainValidator(pixel_rows),
+    PlainSerializer(lambda values: values.tolist()),
+    WithJsonSchema({"type": "array", "items": {"type": "array", "items": {"type": "number"}}}),
+]
+
+
 class Instance(BaseModel):
     """One input: an encoded image file (base64) or a 2-D array of gray values 0-255."""
 
     model_config = ConfigDict(extra="forbid")
 
     image: str | None = Field(None, description="base64 of an image file (PNG, JPEG, BMP, GIF, WebP, TIFF)")
-    pixels: list[list[float]] | None = Field(None, description="2-D grayscale array, values 0-255")
+    pixels: PixelRows | None = Field(None, description="2-D grayscale array, values 0-255")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Instance:
         if (self.image is None) == (self.pixels is None):
             raise ValueError("give exactly one of 'image' or 'pixels'")
         return self
+
+    @property
+    def raw(self) -> RawInput:
+        """What the pipeline decodes: the image's base64 text, or the gray values."""
+        if self.image is not None:
+            return self.image
+        assert self.pixels is not None  # exactly one of them, as validated
+        return self.pixels
 
 
 class PredictRequest(PredictOptions):

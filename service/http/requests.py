@@ -11,7 +11,6 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 from service.core.errors import ApiError, ErrorCode, from_validation_errors
-from service.core.preprocessing import pixel_array
 from service.core.schemas import PredictOptions, PredictRequest
 from service.core.types import Limits, RawInput
 
@@ -39,11 +38,7 @@ async def _read_json(request: Request, limits: Limits) -> tuple[PredictOptions, 
     except ValidationError as exc:
         raise from_validation_errors(list(exc.errors())) from exc
     limits.check_image_count(len(parsed.instances))
-    inputs: list[RawInput] = [
-        instance.image if instance.image is not None else pixel_array(instance.pixels or [], index)
-        for index, instance in enumerate(parsed.instances)
-    ]
-    return parsed, inputs
+    return parsed, [instance.raw for instance in parsed.instances]
 
 
 async def _read_multipart(request: Request, limits: Limits) -> tuple[PredictOptions, list[RawInput]]:

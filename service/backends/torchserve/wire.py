@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from service.core.errors import ApiError, ErrorCode, from_validation_errors
 from service.core.features import resolve_layers
 from service.core.pipeline import Pipeline
-from service.core.preprocessing import FIELD, pixel_array
+from service.core.preprocessing import FIELD
 from service.core.schemas import PredictRequest
 from service.core.types import BatchOutput, RawInput
 
@@ -138,5 +138,5 @@ def decode_direct_request(body: object, pipeline: Pipeline) -> DirectRequest:
         if instance.pixels is None:
             message = "TorchServe takes pixels; send images to the gateway"
             raise ApiError(ErrorCode.invalid_request, message, index=index)
-        inputs.append(pixel_array(instance.pixels, index))
+        inputs.append(instance.pixels)
     return DirectRequest(pipeline.prepare(inputs, "none"), request, pipeline.layers(request.features))
