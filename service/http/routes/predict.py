@@ -9,10 +9,11 @@ from fastapi import APIRouter, Request
 from service.core.schemas import ErrorResponse, PredictOptions, PredictRequest, PredictResponse
 from service.http.inference import loaded_gateway, prepare_batch, trace_batch
 from service.http.openapi import request_body_schema
+from service.http.request_route import RequestRoute
 from service.http.requests import read_predict_request
 from service.http.responses import JSONBytesResponse
 
-router = APIRouter(tags=["predict"])
+router = APIRouter(tags=["predict"], route_class=RequestRoute)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
