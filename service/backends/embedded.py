@@ -1,4 +1,5 @@
-"""The model in this process: TorchScript on CPU or CUDA, run off the event loop."""
+"""The model in this process: TorchScript on CPU or CUDA, run on its own thread (or, for one small batch on an
+idle model, right on the event loop)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from model.device import resolve_device
 from service.core.backend import Backend
@@ -16,6 +18,7 @@ from service.core.types import BatchOutput
 
 class EmbeddedBackend(Backend):
     name = "embedded"
+    predicts_inline = True
 
     def __init__(self, artifact: Path, device: str = "auto", torch_threads: int = 1) -> None:
         if not artifact.is_file():
@@ -34,6 +37,7 @@ class EmbeddedBackend(Backend):
         return str(self._device)
 
     async def setup(self) -> None:
+        torch.set_num_threads(self._torch_threads)  # a thread's own setting: here the event loop's, for predict_now
         self._runner = await asyncio.get_running_loop().run_in_executor(
             self._executor, ModelRunner, self._artifact, self._device, self._torch_threads
         )
@@ -41,6 +45,10 @@ class EmbeddedBackend(Backend):
     async def predict(self, batch: np.ndarray, layers: frozenset[str]) -> BatchOutput:
         assert self._runner is not None, "setup() was not awaited"
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._runner.run, batch, layers)
+
+    def predict_now(self, batch: np.ndarray, layers: frozenset[str]) -> BatchOutput:
+        assert self._runner is not None, "setup() was not awaited"
+        return self._runner.run(batch, layers)
 
     async def ready(self) -> bool:
         return self._runner is not None

@@ -16,6 +16,9 @@ class Backend(ABC):
     # How many batches may be running at once: 1 for a model on our own thread; more for a
     # remote server with several workers, so that none of them waits for the previous batch's reply.
     max_batches_in_flight: int = 1
+    # Whether ``predict_now`` can run the model in the caller's thread: for a model in this process, where one
+    # small batch on an idle model costs less run right there than handed to the model's thread and back.
+    predicts_inline: bool = False
 
     @property
     @abstractmethod
@@ -28,6 +31,10 @@ class Backend(ABC):
     @abstractmethod
     async def predict(self, batch: np.ndarray, layers: frozenset[str]) -> BatchOutput:
         """Probabilities of ``batch``, and the feature maps of ``layers`` (empty: none)."""
+
+    def predict_now(self, batch: np.ndarray, layers: frozenset[str]) -> BatchOutput:
+        """As ``predict``, in the caller's thread; only when ``predicts_inline`` and no other batch is running."""
+        raise NotImplementedError(f"the {self.name} backend does not predict inline")
 
     @abstractmethod
     async def ready(self) -> bool:

@@ -12,6 +12,12 @@ One whose expected wait, from the model's measured throughput, is longer is answ
 (503 with Retry-After) at once; one still queued at its deadline is answered the same and never run
 late. A full queue (``max_queue_images``) is the last bound.
 On ``stop`` everything already queued is still served before the worker exits.
+
+Idle fast path: a request of at most ``inline_max_images`` that finds the model idle, with nothing queued, on a
+backend that can predict inline, runs at once in the event loop's thread: it would have been a batch of its
+own anyway, and this way it skips the hand-off to the model's thread and back. Idle means idle for longer than
+the request will take: requests that come closer together than that are a load worth batching (and a burst,
+whose first request ran inline while the rest waited in their sockets, must not run one by one).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ class Batcher:
         max_queue_images: int,
         max_queue_wait_seconds: float = 0.5,
         retry_after_seconds: int = 1,
+        inline_max_images: int = 0,
     ) -> None:
         if max_queue_images < max_batch_size:
             raise ValueError("max_queue_images must be at least max_batch_size")
@@ -61,6 +68,7 @@ class Batcher:
         self.max_wait_seconds = max_wait_seconds
         self.max_queue_images = max_queue_images
         self.max_queue_wait_seconds = max_queue_wait_seconds
+        self.inline_max_images = inline_max_images if backend.predicts_inline else 0
         self.throughput = Throughput(max_batch_size, backend.max_batches_in_flight)
         self._retry_after = str(retry_after_seconds)
         self._queue: deque[_Pending] = deque()
@@ -71,6 +79,8 @@ class Batcher:
         self._running_ends: list[float] = []  # when each batch now running is expected to end
         self._arriving = 0  # requests admitted and being read, not queued yet
         self._images_per_request = 1.0  # recent average
+        self._model_idle_since = 0.0  # when the last batch ended
+        self._inline_seconds = 0.0  # recent average time of a request run inline
 
     def start(self) -> None:
         self._workers = [
@@ -121,6 +131,8 @@ class Batcher:
         n = int(inputs.shape[0])
         self.admit(n)
         self._images_per_request += 0.1 * (n - self._images_per_request)
+        if n <= self.inline_max_images and self._idle_for(self._inline_seconds):
+            return self._serve_inline(inputs, layers)
         deadline = time.perf_counter() + self.max_queue_wait_seconds
         pending = _Pending(inputs, layers, asyncio.get_running_loop().create_future(), deadline)
         self._queue.append(pending)
@@ -187,6 +199,22 @@ class Batcher:
             return 0.0
         return max(0.0, min(self._running_ends) - time.perf_counter())
 
+    def _idle_for(self, seconds: float) -> bool:
+        return not self._queue and not self._running_ends and time.perf_counter() - self._model_idle_since > seconds
+
+    def _serve_inline(self, inputs: np.ndarray, layers: frozenset[str]) -> BatchOutput:
+        started = time.perf_counter()
+        self._metrics.queue_wait.observe(0.0)
+        self._metrics.batch_size.observe(len(inputs))
+        try:
+            return self._backend.predict_now(inputs, layers)
+        finally:
+            self._model_idle_since = time.perf_counter()
+            seconds = self._model_idle_since - started
+            self._inline_seconds += (0.1 if self._inline_seconds else 1.0) * (seconds - self._inline_seconds)
+            self._metrics.inference_duration.observe(seconds)
+            self.throughput.record(len(inputs), seconds)
+
     async def _serve(self, batch: list[_Pending], started: float) -> None:
         for pending in batch:
             self._metrics.queue_wait.observe(started - pending.enqueued_at)
@@ -203,7 +231,8 @@ class Batcher:
             return
         finally:
             self._running_ends.remove(expected_end)
-            seconds = time.perf_counter() - started
+            self._model_idle_since = time.perf_counter()
+            seconds = self._model_idle_since - started
             self._metrics.inference_duration.observe(seconds)
             self.throughput.record(len(inputs), seconds)
         offset = 0

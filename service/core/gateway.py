@@ -44,6 +44,7 @@ class Gateway:
             max_wait_seconds=settings.max_batch_wait_ms / 1000,
             max_queue_images=settings.max_queue_images,
             max_queue_wait_seconds=settings.max_queue_wait_ms / 1000,
+            inline_max_images=settings.inline_max_images if settings.max_batch_wait_ms == 0 else 0,
             retry_after_seconds=settings.retry_after_seconds,
         )
         metrics.model_info.labels(

@@ -177,3 +177,54 @@ async def test_a_request_still_queued_at_its_deadline_is_answered_503_and_never_
     assert expired.value.code == ErrorCode.queue_full and expired.value.status == 503
     assert remote.images_seen == 1  # the expired request never reached the model
     await batcher.stop()
+
+
+def finish_without_suspending(batcher: Batcher, inputs: np.ndarray) -> BatchOutput | None:
+    """The submit's output when it completed without ever yielding to the event loop (no hand-off), else None."""
+    submit = batcher.submit(inputs, NONE)
+    try:
+        submit.send(None)
+    except StopIteration as done:
+        output: BatchOutput = done.value
+        return output
+    submit.close()
+    return None
+
+
+async def test_a_request_on_an_idle_model_runs_inline(backend: EmbeddedBackend) -> None:
+    metrics = Metrics()
+    batcher = Batcher(
+        backend, metrics, max_batch_size=8, max_wait_seconds=0.0, max_queue_images=64, inline_max_images=1
+    )
+    x = images(1, 0)
+    output = finish_without_suspending(batcher, x)
+    assert output is not None
+    expected = await backend.predict(x, NONE)
+    np.testing.assert_allclose(output.probabilities, expected.probabilities, atol=1e-6)
+    assert sample_count(metrics, "digits_batch_size") == (1.0, 1.0)
+
+
+async def test_larger_requests_and_other_backends_are_handed_off(backend: EmbeddedBackend) -> None:
+    batcher = Batcher(
+        backend, Metrics(), max_batch_size=8, max_wait_seconds=0.0, max_queue_images=64, inline_max_images=1
+    )
+    assert finish_without_suspending(batcher, images(2, 0)) is None
+    remote = Batcher(
+        SlowRemote(1), Metrics(), max_batch_size=8, max_wait_seconds=0.0, max_queue_images=64, inline_max_images=1
+    )
+    assert remote.inline_max_images == 0
+    assert finish_without_suspending(remote, images(1, 0)) is None
+
+
+async def test_a_burst_is_batched_even_when_its_first_request_ran_inline(backend: EmbeddedBackend) -> None:
+    metrics = Metrics()
+    batcher = Batcher(
+        backend, metrics, max_batch_size=32, max_wait_seconds=0.0, max_queue_images=64, inline_max_images=1
+    )
+    batcher.start()
+    await batcher.submit(images(1, 99), NONE)  # inline: the model was idle
+    await asyncio.gather(*(batcher.submit(images(1, seed), NONE) for seed in range(20)))
+    await batcher.stop()
+    calls, batched_images = sample_count(metrics, "digits_batch_size")
+    assert batched_images == 21
+    assert calls < 6
