@@ -67,5 +67,7 @@ def _to_gray(image: Image.Image) -> np.ndarray:
         span = float(values.max() - values.min()) or 1.0
         scaled: np.ndarray = ((values - values.min()) * (255.0 / span)).astype(np.uint8)
         return scaled
-    gray: np.ndarray = np.asarray(image.convert("L"), dtype=np.uint8)
+    if image.mode != "L":  # converting an 8-bit gray image would only copy it
+        image = image.convert("L")
+    gray: np.ndarray = np.asarray(image, dtype=np.uint8)
     return gray

@@ -92,37 +92,75 @@ def to_mnist_field(gray: np.ndarray, mode: Mode, index: int, stages: StageRecord
                 index=index,
             )
         return gray.astype(np.float32, copy=False)
-    return _mnistify(gray.astype(np.float32, copy=False), index, stages)
+    if gray.dtype != np.uint8:
+        gray = gray.astype(np.float32, copy=False)
+    return _mnistify(gray, index, stages)
+
+
+# Every gray level of an 8-bit image, as float32: the ink of a decoded image is worked out for these 256 values
+# and looked up, rather than computed for every pixel.
+LEVELS = np.arange(256, dtype=np.float32)
 
 
 def _mnistify(gray: np.ndarray, index: int, stages: StageRecorder | None) -> np.ndarray:
-    if stages is not None:
-        stages.record("grayscale", gray)
+    """``gray`` is uint8 (a decoded image) or float32 (gray values); both give the same field for the same values."""
     paper = _median(np.concatenate([gray[0, :], gray[-1, :], gray[:, 0], gray[:, -1]]))
-    if paper > 127.5:
-        gray, paper = 255.0 - gray, 255.0 - paper
+    inverted = paper > 127.5
     if stages is not None:
-        stages.record("polarity", gray)
-    ink = np.clip(gray - paper, 0.0, None)
-    peak = float(ink.max())
-    if peak < MIN_CONTRAST:
-        raise ApiError(ErrorCode.image_empty, "no ink found: the image is blank or has no contrast", index=index)
-    strokes = ink >= INK_THRESHOLD * peak
-    rows = np.flatnonzero(strokes.any(axis=1))
-    cols = np.flatnonzero(strokes.any(axis=0))
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] * (255.0 / peak)
+        as_float = gray.astype(np.float32, copy=False)
+        stages.record("grayscale", as_float)
+        stages.record("polarity", 255.0 - as_float if inverted else as_float)
+    if gray.dtype == np.uint8:
+        # A pixel's ink depends on its gray level alone, and grows as the level moves away from the paper: work
+        # it out for the 256 levels, not for every pixel. The darkest (inverted) or brightest pixel has the most
+        # ink, and the strokes are the pixels beyond one level.
+        level_ink = _ink(LEVELS, paper, inverted)
+        peak = float(level_ink[gray.min() if inverted else gray.max()])
+        _check_contrast(peak, index)
+        stroke_levels = np.flatnonzero(level_ink >= INK_THRESHOLD * peak)
+        strokes = gray <= int(stroke_levels[-1]) if inverted else gray >= int(stroke_levels[0])
+        rows, cols = _bounding_box(strokes)
+        crop = (level_ink * (255.0 / peak)).take(gray[rows, cols])
+    else:
+        ink = _ink(gray, paper, inverted)
+        peak = float(ink.max())
+        _check_contrast(peak, index)
+        rows, cols = _bounding_box(ink >= INK_THRESHOLD * peak)
+        crop = ink[rows, cols] * (255.0 / peak)
     if stages is not None:
         stages.record("cropped", crop)
     height, width = crop.shape
     scale = BOX / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    digit = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
-    digit = np.clip(digit, 0.0, 255.0)
+    # Pillow's frombuffer and tobytes move the same float32 values as fromarray and asarray, with less overhead.
+    scaled = Image.frombuffer("F", (width, height), crop, "raw", "F", 0, 1).resize(size, Image.Resampling.LANCZOS)
+    digit = np.maximum(np.frombuffer(scaled.tobytes(), np.float32).reshape(size[1], size[0]), 0.0)
+    np.minimum(digit, 255.0, out=digit)  # Lanczos overshoots on both sides of a stroke
     field = _centre_by_mass(digit)
     if stages is not None:
         stages.record("scaled", digit)
         stages.record("centred", field)
     return field
+
+
+def _ink(gray: np.ndarray, paper: float, inverted: bool) -> np.ndarray:
+    """How far each float32 value stands above the paper, once the ink is made bright."""
+    if inverted:
+        gray, paper = 255.0 - gray, 255.0 - paper
+    ink: np.ndarray = np.maximum(gray - paper, 0.0)
+    return ink
+
+
+def _check_contrast(peak: float, index: int) -> None:
+    if peak < MIN_CONTRAST:
+        raise ApiError(ErrorCode.image_empty, "no ink found: the image is blank or has no contrast", index=index)
+
+
+def _bounding_box(strokes: np.ndarray) -> tuple[slice, slice]:
+    rows = np.flatnonzero(strokes.any(axis=1))
+    top, bottom = int(rows[0]), int(rows[-1]) + 1
+    cols = np.flatnonzero(strokes[top:bottom].any(axis=0))
+    return slice(top, bottom), slice(int(cols[0]), int(cols[-1]) + 1)
 
 
 def _median(values: np.ndarray) -> float:
@@ -134,12 +172,15 @@ def _median(values: np.ndarray) -> float:
     return (float(low) + float(high)) / 2
 
 
+POSITIONS = np.arange(BOX, dtype=np.float32)  # a scaled digit is at most BOX pixels on either side
+
+
 def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
     height, width = digit.shape
     row_mass, col_mass = digit.sum(axis=1), digit.sum(axis=0)
     mass = float(row_mass.sum())
-    cy = float(row_mass @ np.arange(height, dtype=np.float32)) / mass
-    cx = float(col_mass @ np.arange(width, dtype=np.float32)) / mass
+    cy = float(row_mass @ POSITIONS[:height]) / mass
+    cx = float(col_mass @ POSITIONS[:width]) / mass
     top = round(FIELD / 2 - 0.5 - cy)
     left = round(FIELD / 2 - 0.5 - cx)
     # Keep the whole box inside the field even when the mass sits far off its centre.

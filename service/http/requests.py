@@ -5,14 +5,12 @@ Base64 text stays text here: the pipeline decodes it with the image, off the eve
 from __future__ import annotations
 
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 from service.core.errors import ApiError, ErrorCode, from_validation_errors
 from service.core.schemas import PredictOptions, PredictRequest
 from service.core.types import Limits, RawInput
+from service.http.multipart import read_files
 
 
 async def read_predict_request(request: Request, limits: Limits) -> tuple[PredictOptions, list[RawInput]]:
@@ -43,21 +41,10 @@ async def _read_json(request: Request, limits: Limits) -> tuple[PredictOptions, 
 
 async def _read_multipart(request: Request, limits: Limits) -> tuple[PredictOptions, list[RawInput]]:
     options = _query_options(request)
-    try:
-        form = await request.form(max_files=limits.max_images, max_fields=16)
-    except (MultiPartException, HTTPException) as exc:  # Starlette wraps parser errors in a 400 HTTPException
-        detail = str(exc.detail if isinstance(exc, HTTPException) else exc.message)
-        if "Too many files" in detail:
-            raise ApiError(ErrorCode.too_many_images, f"too many files; the limit is {limits.max_images}") from exc
-        raise ApiError(ErrorCode.invalid_request, f"malformed multipart body: {detail}") from exc
-    try:
-        files = [part for part in form.getlist("file") if isinstance(part, UploadFile)]
-        if not files:
-            raise ApiError(ErrorCode.empty_body, "no part named 'file' with an image in the multipart body")
-        limits.check_image_count(len(files))
-        return options, [await part.read() for part in files]
-    finally:
-        await form.close()
+    files = await read_files(request, name="file", max_files=limits.max_images, max_fields=16)
+    if not files:
+        raise ApiError(ErrorCode.empty_body, "no part named 'file' with an image in the multipart body")
+    return options, list(files)
 
 
 # Query parameters that take a list: comma-separated, repeated, or both.

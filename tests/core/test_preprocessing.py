@@ -10,7 +10,7 @@ from model.card import InputSpec, load_card
 from model.mnist import load_test_split
 from service.core.decoding import decode_image
 from service.core.errors import ApiError, ErrorCode
-from service.core.preprocessing import FIELD, StageRecorder, check_pixels, to_mnist_field
+from service.core.preprocessing import FIELD, MIN_CONTRAST, StageRecorder, check_pixels, to_mnist_field
 from tests.uploads import realistic_upload
 
 MAX_ACCURACY_DROP = 0.001  # 0.1 percentage point: 10 of the 10,000 MNIST test digits
@@ -37,6 +37,32 @@ def test_realistic_uploads_stay_close_to_clean_accuracy(artifact: Path, data_dir
     realistic = accuracy(module, fields, labels, norm)
     print(f"\naccuracy on {len(labels)} MNIST test digits: clean {clean:.2%}, as realistic uploads {realistic:.2%}")
     assert realistic >= clean - MAX_ACCURACY_DROP
+
+
+def test_8_bit_and_float_gray_give_the_same_field_and_stages(data_dir: Path) -> None:
+    """Decoded images (uint8) take a lookup path, gray values (float32) the direct one: both must agree exactly."""
+    rng = np.random.default_rng(3)
+    for digit in load_test_split(data_dir).images[:100]:
+        upload = decode_image(realistic_upload(digit, rng), max_pixels=10**8, index=0)  # dark on light paper
+        for gray in (upload, digit, np.pad(digit, ((3, 0), (0, 0)))):  # odd and even border lengths
+            by_level, by_value = StageRecorder(), StageRecorder()
+            field = to_mnist_field(gray, "auto", 0, by_level)
+            np.testing.assert_array_equal(field, to_mnist_field(gray.astype(np.float32), "auto", 0, by_value))
+            assert [name for name, _ in by_level.images] == [name for name, _ in by_value.images]
+            for (_, a), (_, b) in zip(by_level.images, by_value.images, strict=True):
+                assert a.dtype == b.dtype == np.float32
+                np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_contrast_just_below_the_minimum_is_blank(dtype: type) -> None:
+    page: np.ndarray = np.full((40, 40), 200, dtype)
+    page[10:30, 18:22] = 200 - MIN_CONTRAST + 1
+    with pytest.raises(ApiError) as excinfo:
+        to_mnist_field(page, "auto", 0)
+    assert excinfo.value.code == ErrorCode.image_empty
+    page[10:30, 18:22] = 200 - MIN_CONTRAST
+    assert to_mnist_field(page, "auto", 0).max() > 200
 
 
 def test_polarity_and_centring() -> None:
