@@ -1,28 +1,36 @@
-"""Run the gateway under uvicorn (what ``digits serve`` does): one process, or several workers on one port."""
+"""Run the gateway under uvicorn (what ``digits serve`` does): one process, or several on one port, a socket each."""
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from service.app import create_app
 from service.core.metrics import MULTIPROCESS_DIR_VARIABLE
 from service.core.settings import Settings
 from service.http.header_timeout import HeaderTimeoutProtocol
+from service.workers import ReusePortMultiprocess, bind_worker_sockets
 
 
 def run_gateway(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM; then stop accepting, finish what is queued, and exit.
 
-    With ``workers`` > 1, uvicorn starts that many processes on the port. Each one reads its
-    settings from the environment (these settings, exported) and has its own model and batcher;
-    the metrics of all of them are added up in a shared directory (prometheus-client's
+    With ``workers`` > 1, uvicorn's supervisor starts that many processes, and each one listens on a
+    socket of its own bound to the port with ``SO_REUSEPORT`` (``service.workers``): the kernel spreads
+    new connections evenly over the workers, where one shared socket let whichever woke first take a
+    whole burst. All sockets are bound here first, so a port in use fails at once; a worker's socket
+    listens only once its model is loaded, and closes with the worker (its replacement gets a new one).
+    Each worker reads its settings from the environment (these settings, exported) and has its own
+    model and batcher; the metrics of all of them are added up in a shared directory (prometheus-client's
     multiprocess mode), so every worker's ``/metrics`` reports the whole server.
     """
     options = {
@@ -36,9 +44,15 @@ def run_gateway(settings: Settings) -> None:
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
         return
+    config = uvicorn.Config("service.app:create_app", factory=True, workers=settings.workers, **options)  # type: ignore[arg-type]
+    try:
+        sockets = bind_worker_sockets(settings.host, settings.port, settings.workers)
+    except OSError as exc:
+        logging.getLogger("uvicorn.error").error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
+        sys.exit(STARTUP_FAILURE)
     with _shared_metrics_directory():
         os.environ.update(settings_environment(settings))
-        uvicorn.run("service.app:create_app", factory=True, workers=settings.workers, **options)  # type: ignore[arg-type]
+        ReusePortMultiprocess(config, sockets).run()
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import psutil
+
 from ops.local_servers import ServerProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,6 +30,16 @@ def gateway_process(
         yield server
     finally:
         server.stop()
+
+
+def uvicorn_workers(supervisor: int) -> set[int]:
+    """The gateway's worker processes: the supervisor's children that run the app (not multiprocessing's helpers)."""
+    found = set()
+    for child in psutil.Process(supervisor).children():
+        with contextlib.suppress(psutil.Error):
+            if "resource_tracker" not in " ".join(child.cmdline()):
+                found.add(child.pid)
+    return found
 
 
 @contextlib.contextmanager

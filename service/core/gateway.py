@@ -73,7 +73,8 @@ class Gateway:
         self.batcher.start()
         self._setup_task = asyncio.create_task(self._setup())
         if self.settings.workers > 1:
-            # Workers share one port: each takes connections only once its model is loaded, so no
+            # Workers share the port, each with a socket of its own (service/workers.py), which uvicorn
+            # makes listen only after this returns; until then the kernel gives it no connections, so no
             # request lands on a worker that is still loading while another one could serve it.
             await self._setup_task
 

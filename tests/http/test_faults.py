@@ -18,20 +18,10 @@ import psutil
 from loadtest.open_loop import LoadResult, open_loop
 from loadtest.samples import load_samples
 from loadtest.workloads import Workload, predict_requests
-from tests.servers import gateway_process
+from tests.servers import gateway_process, uvicorn_workers
 
 SLOW_CLIENTS = 1000
 HEADER_TIMEOUT_SECONDS = 3
-
-
-def uvicorn_workers(supervisor: int) -> set[int]:
-    """The gateway's worker processes: the supervisor's children that run the app (not multiprocessing's helpers)."""
-    found = set()
-    for child in psutil.Process(supervisor).children():
-        with contextlib.suppress(psutil.Error):
-            if "resource_tracker" not in " ".join(child.cmdline()):
-                found.add(child.pid)
-    return found
 
 
 def test_a_worker_killed_under_load_is_replaced(tmp_path: Path) -> None:
