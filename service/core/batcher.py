@@ -13,11 +13,12 @@ One whose expected wait, from the model's measured throughput, is longer is answ
 late. A full queue (``max_queue_images``) is the last bound.
 On ``stop`` everything already queued is still served before the worker exits.
 
-Idle fast path: a request of at most ``inline_max_images`` that finds the model idle, with nothing queued, on a
-backend that can predict inline, runs at once in the event loop's thread: it would have been a batch of its
-own anyway, and this way it skips the hand-off to the model's thread and back. Idle means idle for longer than
-the request will take: requests that come closer together than that are a load worth batching (and a burst,
-whose first request ran inline while the rest waited in their sockets, must not run one by one).
+Idle fast path: a request of at most ``inline_max_images`` that arrived at a quiet model, on a backend that can
+predict inline, runs at once in the event loop's thread when it is submitted: it would have been a batch of its
+own anyway, and this way it skips the hand-off to the model's thread and back. Quiet means nothing queued or
+running, and nothing run for longer than an inline request takes: requests that come closer together than that
+are a load worth batching. A burst, whose first request ran inline while the others waited in their sockets,
+arrives right after that run, so the others are batched instead of run one by one on the event loop.
 """
 
 from __future__ import annotations
@@ -111,27 +112,30 @@ class Batcher:
             )
 
     @contextlib.contextmanager
-    def arrival(self) -> Iterator[None]:
+    def arrival(self) -> Iterator[bool]:
         """Around reading and preparing a request, before ``submit``: admitted first (refused before its body
         is read), then counted as images on their way, so that requests admitted together do not all count
-        on the same short queue."""
+        on the same short queue. Gives whether the model was quiet (see the module's docstring): ``submit``'s
+        ``inline``."""
         self.admit()
+        quiet = self._idle_for(self._inline_seconds)
         self._arriving += 1
         try:
-            yield
+            yield quiet
         finally:
             self._arriving -= 1
 
     def _queue_full(self, why: str) -> ApiError:
         return ApiError(ErrorCode.queue_full, f"{why}; retry shortly", headers={"Retry-After": self._retry_after})
 
-    async def submit(self, inputs: np.ndarray, layers: frozenset[str]) -> BatchOutput:
+    async def submit(self, inputs: np.ndarray, layers: frozenset[str], *, inline: bool = False) -> BatchOutput:
         """Queue ``inputs`` (float32 ``[n, 1, 28, 28]``) and wait for their share of a batch (with ``layers``);
-        refused at once, or answered at its deadline, as the module's docstring says."""
+        refused at once, or answered at its deadline, as the module's docstring says. ``inline``: the request
+        arrived at a quiet model, and runs at once if it is small and the model is still idle."""
         n = int(inputs.shape[0])
         self.admit(n)
         self._images_per_request += 0.1 * (n - self._images_per_request)
-        if n <= self.inline_max_images and self._idle_for(self._inline_seconds):
+        if inline and n <= self.inline_max_images and self._idle_for(0.0):
             return self._serve_inline(inputs, layers)
         deadline = time.perf_counter() + self.max_queue_wait_seconds
         pending = _Pending(inputs, layers, asyncio.get_running_loop().create_future(), deadline)

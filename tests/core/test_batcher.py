@@ -180,8 +180,10 @@ async def test_a_request_still_queued_at_its_deadline_is_answered_503_and_never_
 
 
 def finish_without_suspending(batcher: Batcher, inputs: np.ndarray) -> BatchOutput | None:
-    """The submit's output when it completed without ever yielding to the event loop (no hand-off), else None."""
-    submit = batcher.submit(inputs, NONE)
+    """A request arriving now and submitted at once: its output when it completed without ever yielding to the
+    event loop (no hand-off), else None."""
+    with batcher.arrival() as quiet:
+        submit = batcher.submit(inputs, NONE, inline=quiet)
     try:
         submit.send(None)
     except StopIteration as done:
@@ -189,6 +191,12 @@ def finish_without_suspending(batcher: Batcher, inputs: np.ndarray) -> BatchOutp
         return output
     submit.close()
     return None
+
+
+async def request(batcher: Batcher, inputs: np.ndarray) -> BatchOutput:
+    with batcher.arrival() as quiet:
+        pass
+    return await batcher.submit(inputs, NONE, inline=quiet)
 
 
 async def test_a_request_on_an_idle_model_runs_inline(backend: EmbeddedBackend) -> None:
@@ -216,14 +224,14 @@ async def test_larger_requests_and_other_backends_are_handed_off(backend: Embedd
     assert finish_without_suspending(remote, images(1, 0)) is None
 
 
-async def test_a_burst_is_batched_even_when_its_first_request_ran_inline(backend: EmbeddedBackend) -> None:
+async def test_a_burst_right_after_an_inline_request_is_batched(backend: EmbeddedBackend) -> None:
     metrics = Metrics()
     batcher = Batcher(
         backend, metrics, max_batch_size=32, max_wait_seconds=0.0, max_queue_images=64, inline_max_images=1
     )
     batcher.start()
-    await batcher.submit(images(1, 99), NONE)  # inline: the model was idle
-    await asyncio.gather(*(batcher.submit(images(1, seed), NONE) for seed in range(20)))
+    assert finish_without_suspending(batcher, images(1, 99)) is not None
+    await asyncio.gather(*(request(batcher, images(1, seed)) for seed in range(20)))
     await batcher.stop()
     calls, batched_images = sample_count(metrics, "digits_batch_size")
     assert batched_images == 21

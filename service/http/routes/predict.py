@@ -61,7 +61,7 @@ async def predict(request: Request) -> JSONBytesResponse:
     gateway = loaded_gateway(request)
     pipeline = gateway.pipeline
     traces = None
-    with gateway.batcher.arrival():  # under overload, refused before its body is read and decoded
+    with gateway.batcher.arrival() as quiet:  # under overload, refused before its body is read and decoded
         options, inputs = await read_predict_request(request, pipeline.limits)
         layers = pipeline.layers(options.features)
         outputs = pipeline.outputs(layers, options)
@@ -70,7 +70,7 @@ async def predict(request: Request) -> JSONBytesResponse:
             batch, traces = await trace_batch(pipeline, inputs, options.preprocess, stages)
         else:
             batch = await prepare_batch(pipeline, inputs, options.preprocess)
-    output = await gateway.batcher.submit(batch, outputs)
+    output = await gateway.batcher.submit(batch, outputs, inline=quiet)
     items = pipeline.predictions(output, options, layers, traces)
     gateway.count_predictions(item["label"] for item in items)
     return JSONBytesResponse(pipeline.body(items))

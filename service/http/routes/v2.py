@@ -120,10 +120,10 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     model = _served_model(request, name, version)
     gateway = loaded_gateway(request)
     pipeline = gateway.pipeline
-    with gateway.batcher.arrival():  # under overload, refused before its body is read and decoded
+    with gateway.batcher.arrival() as quiet:  # under overload, refused before its body is read and decoded
         inference = read_inference(await request.body(), request.headers.get(HEADER_LENGTH), model, pipeline.limits)
         batch = await prepare_batch(pipeline, inference.inputs, inference.preprocess)
-    output = await gateway.batcher.submit(batch, frozenset(inference.layers))
+    output = await gateway.batcher.submit(batch, frozenset(inference.layers), inline=quiet)
     answer = write_inference(inference, output, model)
     gateway.count_predictions(answer.labels)
     if answer.header_length is None:
