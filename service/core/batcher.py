@@ -69,7 +69,7 @@ class Batcher:
         self.max_wait_seconds = max_wait_seconds
         self.max_queue_images = max_queue_images
         self.max_queue_wait_seconds = max_queue_wait_seconds
-        self.inline_max_images = inline_max_images if backend.predicts_inline else 0
+        self.inline_max_images = inline_max_images
         self.throughput = Throughput(max_batch_size, backend.max_batches_in_flight)
         self._retry_after = str(retry_after_seconds)
         self._queue: deque[_Pending] = deque()
@@ -81,7 +81,6 @@ class Batcher:
         self._arriving = 0  # requests admitted and being read, not queued yet
         self._images_per_request = 1.0  # recent average
         self._model_idle_since = 0.0  # when the last batch ended
-        self._inline_seconds = 0.0  # recent average time of a request run inline
 
     def start(self) -> None:
         self._workers = [
@@ -118,7 +117,8 @@ class Batcher:
         on the same short queue. Gives whether the model was quiet (see the module's docstring): ``submit``'s
         ``inline``."""
         self.admit()
-        quiet = self._idle_for(self._inline_seconds)
+        inline_seconds = self._backend.inline_seconds
+        quiet = self.inline_max_images > 0 and inline_seconds is not None and self._idle_for(inline_seconds)
         self._arriving += 1
         try:
             yield quiet
@@ -135,7 +135,7 @@ class Batcher:
         n = int(inputs.shape[0])
         self.admit(n)
         self._images_per_request += 0.1 * (n - self._images_per_request)
-        if inline and n <= self.inline_max_images and self._idle_for(0.0):
+        if inline and n <= self.inline_max_images and self._backend.inline_seconds is not None and self._idle_for(0.0):
             return self._serve_inline(inputs, layers)
         deadline = time.perf_counter() + self.max_queue_wait_seconds
         pending = _Pending(inputs, layers, asyncio.get_running_loop().create_future(), deadline)
@@ -215,7 +215,6 @@ class Batcher:
         finally:
             self._model_idle_since = time.perf_counter()
             seconds = self._model_idle_since - started
-            self._inline_seconds += (0.1 if self._inline_seconds else 1.0) * (seconds - self._inline_seconds)
             self._metrics.inference_duration.observe(seconds)
             self.throughput.record(len(inputs), seconds)
 

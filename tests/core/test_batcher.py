@@ -220,7 +220,6 @@ async def test_larger_requests_and_other_backends_are_handed_off(backend: Embedd
     remote = Batcher(
         SlowRemote(1), Metrics(), max_batch_size=8, max_wait_seconds=0.0, max_queue_images=64, inline_max_images=1
     )
-    assert remote.inline_max_images == 0
     assert finish_without_suspending(remote, images(1, 0)) is None
 
 
