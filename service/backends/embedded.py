@@ -4,8 +4,6 @@ idle model, right on the event loop)."""
 from __future__ import annotations
 
 import asyncio
-import math
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from service.core.types import BatchOutput
 
 class EmbeddedBackend(Backend):
     name = "embedded"
+    predicts_inline = True
 
     def __init__(self, artifact: Path, device: str = "auto", torch_threads: int = 1) -> None:
         if not artifact.is_file():
@@ -42,19 +41,8 @@ class EmbeddedBackend(Backend):
         self._runner = await asyncio.get_running_loop().run_in_executor(
             self._executor, ModelRunner, self._artifact, self._device, self._torch_threads
         )
-        self.inline_seconds = self._time_inline_calls(self._runner)
-
-    @staticmethod
-    def _time_inline_calls(runner: ModelRunner) -> float:
-        """The fastest of a few one-image calls in this (the event loop's) thread, after its first calls have
-        set up the thread's own state."""
-        image = np.zeros((1, 1, 28, 28), dtype=np.float32)
-        fastest = math.inf
-        for _ in range(8):
-            started = time.perf_counter()
-            runner.run(image, frozenset())
-            fastest = min(fastest, time.perf_counter() - started)
-        return fastest
+        for _ in range(3):  # the event loop thread's first model calls set up its own state: not on a request
+            self._runner.run(np.zeros((1, 1, 28, 28), dtype=np.float32), frozenset())
 
     async def predict(self, batch: np.ndarray, layers: frozenset[str]) -> BatchOutput:
         assert self._runner is not None, "setup() was not awaited"

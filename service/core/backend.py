@@ -16,10 +16,9 @@ class Backend(ABC):
     # How many batches may be running at once: 1 for a model on our own thread; more for a
     # remote server with several workers, so that none of them waits for the previous batch's reply.
     max_batches_in_flight: int = 1
-    # How long ``predict_now`` takes for one image in the event loop's thread, measured at setup; None when the
-    # backend cannot run the model in the caller's thread. For a model in this process, one small batch on an
-    # idle model costs less run right there than handed to the model's thread and back.
-    inline_seconds: float | None = None
+    # Whether ``predict_now`` can run the model in the caller's thread: for a model in this process, where one
+    # small batch on an idle model costs less run right there than handed to the model's thread and back.
+    predicts_inline: bool = False
 
     @property
     @abstractmethod
@@ -34,7 +33,7 @@ class Backend(ABC):
         """Probabilities of ``batch``, and the feature maps of ``layers`` (empty: none)."""
 
     def predict_now(self, batch: np.ndarray, layers: frozenset[str]) -> BatchOutput:
-        """As ``predict``, in the caller's thread; only when ``inline_seconds`` is set and no other batch is running."""
+        """As ``predict``, in the caller's thread; only when ``predicts_inline`` and no other batch is running."""
         raise NotImplementedError(f"the {self.name} backend does not predict inline")
 
     @abstractmethod

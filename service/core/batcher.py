@@ -13,18 +13,20 @@ One whose expected wait, from the model's measured throughput, is longer is answ
 late. A full queue (``max_queue_images``) is the last bound.
 On ``stop`` everything already queued is still served before the worker exits.
 
-Idle fast path: a request of at most ``inline_max_images`` that arrived at a quiet model, on a backend that can
-predict inline, runs at once in the event loop's thread when it is submitted: it would have been a batch of its
-own anyway, and this way it skips the hand-off to the model's thread and back. Quiet means nothing queued or
-running, and nothing run for longer than an inline request takes: requests that come closer together than that
-are a load worth batching. A burst, whose first request ran inline while the others waited in their sockets,
-arrives right after that run, so the others are batched instead of run one by one on the event loop.
+Idle fast path: a request of at most ``inline_max_images`` that arrives when nothing else is going on, on a
+backend that can predict inline, runs at once in the event loop's thread when it is submitted: it would have
+been a batch of its own anyway, and this way it skips the hand-off to the model's thread and back. Nothing else
+going on means nothing queued or running, and no other task in the event loop than the fewest seen at any
+arrival (the server's own, and this request's): a burst of requests, or requests waiting for the event loop
+behind costly decoding, have their tasks already, and are batched on the model's thread instead of run one by
+one on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -80,7 +82,7 @@ class Batcher:
         self._running_ends: list[float] = []  # when each batch now running is expected to end
         self._arriving = 0  # requests admitted and being read, not queued yet
         self._images_per_request = 1.0  # recent average
-        self._model_idle_since = 0.0  # when the last batch ended
+        self._fewest_tasks = sys.maxsize  # event loop tasks at the quietest arrival so far
 
     def start(self) -> None:
         self._workers = [
@@ -117,8 +119,7 @@ class Batcher:
         on the same short queue. Gives whether the model was quiet (see the module's docstring): ``submit``'s
         ``inline``."""
         self.admit()
-        inline_seconds = self._backend.inline_seconds
-        quiet = self.inline_max_images > 0 and inline_seconds is not None and self._idle_for(inline_seconds)
+        quiet = self._quiet()
         self._arriving += 1
         try:
             yield quiet
@@ -135,7 +136,13 @@ class Batcher:
         n = int(inputs.shape[0])
         self.admit(n)
         self._images_per_request += 0.1 * (n - self._images_per_request)
-        if inline and n <= self.inline_max_images and self._backend.inline_seconds is not None and self._idle_for(0.0):
+        if (
+            inline
+            and n <= self.inline_max_images
+            and self._backend.predicts_inline
+            and not self._queue
+            and not self._running_ends
+        ):
             return self._serve_inline(inputs, layers)
         deadline = time.perf_counter() + self.max_queue_wait_seconds
         pending = _Pending(inputs, layers, asyncio.get_running_loop().create_future(), deadline)
@@ -203,8 +210,13 @@ class Batcher:
             return 0.0
         return max(0.0, min(self._running_ends) - time.perf_counter())
 
-    def _idle_for(self, seconds: float) -> bool:
-        return not self._queue and not self._running_ends and time.perf_counter() - self._model_idle_since > seconds
+    def _quiet(self) -> bool:
+        """Nothing else going on (see the module's docstring)."""
+        if not self.inline_max_images or not self._backend.predicts_inline or self._queue or self._running_ends:
+            return False
+        tasks = len(asyncio.all_tasks())
+        self._fewest_tasks = min(self._fewest_tasks, tasks)
+        return tasks == self._fewest_tasks
 
     def _serve_inline(self, inputs: np.ndarray, layers: frozenset[str]) -> BatchOutput:
         started = time.perf_counter()
@@ -213,8 +225,7 @@ class Batcher:
         try:
             return self._backend.predict_now(inputs, layers)
         finally:
-            self._model_idle_since = time.perf_counter()
-            seconds = self._model_idle_since - started
+            seconds = time.perf_counter() - started
             self._metrics.inference_duration.observe(seconds)
             self.throughput.record(len(inputs), seconds)
 
@@ -234,8 +245,7 @@ class Batcher:
             return
         finally:
             self._running_ends.remove(expected_end)
-            self._model_idle_since = time.perf_counter()
-            seconds = self._model_idle_since - started
+            seconds = time.perf_counter() - started
             self._metrics.inference_duration.observe(seconds)
             self.throughput.record(len(inputs), seconds)
         offset = 0
