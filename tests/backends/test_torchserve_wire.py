@@ -63,6 +63,13 @@ def test_the_answer_comes_back_losslessly_with_only_the_layers_asked_for(card: M
     assert len(body) / 4 <= 1.1 * conv1[0].nbytes  # one layer: about its float32 size per image, nothing more
 
 
+def test_one_image_with_the_smallest_layer_costs_within_a_tenth_over_its_float32_size(card: ModelCard) -> None:
+    for layer in (layer for layer in card.layers if layer.feature_map):
+        maps = np.zeros((1, *layer.output_shape), np.float32)
+        body = encode_response(BatchOutput(np.zeros((1, 10), np.float32), {layer.name: maps}))
+        assert len(body) <= 1.1 * maps.nbytes, (layer.name, len(body), maps.nbytes)
+
+
 def test_saliency_is_asked_for_and_answered_like_a_layer(pipeline: Pipeline) -> None:
     outputs = frozenset({"conv1", SALIENCY, f"{SALIENCY}.3"})
     body, headers = encode_request(batch(2), outputs)
@@ -82,6 +89,10 @@ def test_saliency_is_asked_for_and_answered_like_a_layer(pipeline: Pipeline) -> 
         (b"not a tensor archive", frozenset()),
         (encode_response(BatchOutput(np.zeros((2, 10), np.float32), {})), frozenset()),  # two rows for one image
         (encode_response(BatchOutput(np.zeros((1, 10), np.float32), {})), frozenset({"conv1"})),  # layer missing
+        (encode_response(BatchOutput(np.zeros((1, 10), np.float32), {}))[:-1], frozenset()),  # cut short
+        (encode_response(BatchOutput(np.zeros((1, 10), np.float32), {})) + b"\0" * 4, frozenset()),  # bytes after
+        (b'{"probabilities": "10"}\n' + bytes(40), frozenset()),  # not a shape
+        (b"[1, 10]\n" + bytes(40), frozenset()),  # not a map of shapes
     ],
 )
 def test_unreadable_or_short_answers_are_internal_errors(body: bytes, layers: frozenset[str]) -> None:

@@ -99,10 +99,6 @@ def test_json_and_tensor_bodies_give_the_local_models_answer(
     np.testing.assert_allclose(output.probabilities, local_probabilities[:4], atol=1e-5)
 
 
-# The .npz container's headers, per response: about 0.6 KB for two arrays, whatever the batch.
-NPZ_OVERHEAD = 1024
-
-
 def test_the_tensor_answer_carries_only_the_layers_asked_for_at_their_float32_size(
     torchserve: TorchServe, digits: Split, card: ModelCard
 ) -> None:
@@ -117,9 +113,8 @@ def test_the_tensor_answer_carries_only_the_layers_asked_for_at_their_float32_si
             assert list(output.features) == [name] and output.features[name].shape == (n, *shape)
             float32_bytes = 4 * int(np.prod(shape))
             payload = n * (float32_bytes + 4 * len(card.labels))
-            assert len(tensors) <= payload + NPZ_OVERHEAD, (name, n, len(tensors), payload)
-            if n == 8:
-                assert len(tensors) / n <= 1.1 * float32_bytes, (name, n, len(tensors), float32_bytes)
+            assert len(tensors) <= payload + 128, (name, n, len(tensors), payload)  # one line naming the shapes
+            assert len(tensors) / n <= 1.1 * float32_bytes, (name, n, len(tensors), float32_bytes)
 
 
 def test_direct_feature_maps_come_in_the_gateways_formats(

@@ -5,9 +5,12 @@ Gateway to TorchServe, ``POST /predictions/<model>``: the normalized float32 bat
 the batch's requests asked for, with ``saliency`` (of each image's predicted class) or ``saliency.<class>`` when
 they ask to explain it (comma-separated; absent: none).
 
-TorchServe to the gateway: an ``.npz`` archive (uncompressed) with ``probabilities`` ``[n, 10]``, one array
-per requested layer ``[n, C, H, W]`` and per requested saliency ``[n, 28, 28]``, all float32; or on failure
-the error body ``{"error": {...}}`` with that error's status. The public JSON is built once, by the gateway.
+TorchServe to the gateway: ``probabilities`` ``[n, 10]``, one array per requested layer ``[n, C, H, W]`` and per
+requested saliency ``[n, 28, 28]``, all float32: a JSON line naming each array with its shape, in order
+(``{"probabilities": [n, 10], "pool2": [n, 64, 3, 3]}``), then their little-endian bytes back to back. The
+container adds that one line and nothing else (``.npz`` added about 0.6 KB, a quarter of the smallest layer of
+one image); or on failure the error body ``{"error": {...}}`` with that error's status. The public JSON is built
+once, by the gateway.
 
 TorchServe also takes the public predict JSON with 28x28 ``pixels`` (``preprocess`` absent or ``none``) and
 answers the public predict body: the format of clients that call TorchServe directly, such as
@@ -17,12 +20,13 @@ answers the public predict body: the format of clients that call TorchServe dire
 from __future__ import annotations
 
 import io
-import zipfile
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeGuard
 
 import numpy as np
+import orjson
 from pydantic import ValidationError
 
 from service.core.errors import ApiError, ErrorCode, from_validation_errors
@@ -36,6 +40,7 @@ TENSOR_CONTENT_TYPE = "application/octet-stream"
 LAYERS_HEADER = "X-Digits-Layers"
 PROBABILITIES = "probabilities"
 NPY_MAGIC = b"\x93NUMPY"
+FLOAT32 = np.dtype("<f4")
 
 
 @dataclass(frozen=True)
@@ -78,20 +83,28 @@ def decode_request(body: bytes, headers: Mapping[str, str], known_outputs: list[
 
 
 def encode_response(output: BatchOutput) -> bytes:
-    """The handler's answer to a tensor request: probabilities and the requested layers, as ``.npz``."""
-    buffer = io.BytesIO()
-    arrays = {PROBABILITIES: output.probabilities, **output.features}
-    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stubs read the names as its keyword options
-    return buffer.getvalue()
+    """The handler's answer to a tensor request: probabilities and the requested layers (see the module's
+    docstring)."""
+    arrays = [(PROBABILITIES, output.probabilities), *output.features.items()]
+    shapes = orjson.dumps({name: list(array.shape) for name, array in arrays})
+    return b"".join([shapes, b"\n", *(np.ascontiguousarray(array, dtype=FLOAT32).tobytes() for _, array in arrays)])
 
 
 def decode_response(body: bytes, images: int, layers: frozenset[str]) -> BatchOutput:
     """The gateway's reading of :func:`encode_response`; anything else is an internal error."""
     try:
-        with np.load(io.BytesIO(body), allow_pickle=False) as arrays:
-            probabilities = arrays[PROBABILITIES]
-            features = {name: arrays[name] for name in layers}
-    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
+        end = body.index(b"\n")
+        arrays: dict[str, np.ndarray] = {}
+        offset = end + 1
+        for name, shape in orjson.loads(body[:end]).items():
+            count = math.prod(shape)
+            arrays[name] = np.frombuffer(body, FLOAT32, count, offset).reshape(shape)
+            offset += count * 4
+        if offset != len(body):
+            raise ValueError(f"{len(body) - offset} bytes after the arrays")
+        probabilities = arrays[PROBABILITIES]
+        features = {name: arrays[name] for name in layers}
+    except (ValueError, KeyError, TypeError, AttributeError, orjson.JSONDecodeError) as exc:
         raise ApiError(ErrorCode.internal_error, "TorchServe sent a response the gateway cannot read") from exc
     if probabilities.shape != (images, 10) or any(len(maps) != images for maps in features.values()):
         raise ApiError(ErrorCode.internal_error, f"TorchServe answered {len(probabilities)} rows for {images} images")
