@@ -116,7 +116,11 @@ def test_twice_the_capacity_is_answered_within_the_deadline_or_refused(overload_
     assert statuses[200] >= 0.3 * capacity * overload.seconds  # the server keeps serving under overload
     assert all(o.retry_after == "1" for o in refused)
     assert started_in_time == started  # no request ran late
-    assert server_p99 <= bound
+    # A histogram resolves latency to its buckets (the quantile above interpolates inside one, as if uniform):
+    # at least 99 % of the answers must lie in the buckets up to the first edge at or above the bound.
+    edge = min(upper for upper in durations_after if upper >= bound)
+    answered = durations_after[float("inf")] - durations_before.get(float("inf"), 0.0)
+    assert durations_after[edge] - durations_before.get(edge, 0.0) >= 0.99 * answered, (server_p99, bound, edge)
 
     assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
     for request in requests[:10]:  # one at a time: nothing queues, so every one is served
