@@ -71,7 +71,7 @@ class Batcher:
         self.max_wait_seconds = max_wait_seconds
         self.max_queue_images = max_queue_images
         self.max_queue_wait_seconds = max_queue_wait_seconds
-        self.inline_max_images = inline_max_images
+        self.inline_max_images = inline_max_images if backend.predicts_inline else 0
         self.throughput = Throughput(max_batch_size, backend.max_batches_in_flight)
         self._retry_after = str(retry_after_seconds)
         self._queue: deque[_Pending] = deque()
@@ -136,13 +136,7 @@ class Batcher:
         n = int(inputs.shape[0])
         self.admit(n)
         self._images_per_request += 0.1 * (n - self._images_per_request)
-        if (
-            inline
-            and n <= self.inline_max_images
-            and self._backend.predicts_inline
-            and not self._queue
-            and not self._running_ends
-        ):
+        if inline and n <= self.inline_max_images and self._model_idle():
             return self._serve_inline(inputs, layers)
         deadline = time.perf_counter() + self.max_queue_wait_seconds
         pending = _Pending(inputs, layers, asyncio.get_running_loop().create_future(), deadline)
@@ -210,9 +204,12 @@ class Batcher:
             return 0.0
         return max(0.0, min(self._running_ends) - time.perf_counter())
 
+    def _model_idle(self) -> bool:
+        return not self._queue and not self._running_ends
+
     def _quiet(self) -> bool:
         """Nothing else going on (see the module's docstring)."""
-        if not self.inline_max_images or not self._backend.predicts_inline or self._queue or self._running_ends:
+        if not self.inline_max_images or not self._model_idle():
             return False
         tasks = len(asyncio.all_tasks())
         self._fewest_tasks = min(self._fewest_tasks, tasks)
@@ -225,9 +222,11 @@ class Batcher:
         try:
             return self._backend.predict_now(inputs, layers)
         finally:
-            seconds = time.perf_counter() - started
-            self._metrics.inference_duration.observe(seconds)
-            self.throughput.record(len(inputs), seconds)
+            self._record_batch(len(inputs), time.perf_counter() - started)
+
+    def _record_batch(self, images: int, seconds: float) -> None:
+        self._metrics.inference_duration.observe(seconds)
+        self.throughput.record(images, seconds)
 
     async def _serve(self, batch: list[_Pending], started: float) -> None:
         for pending in batch:
@@ -245,9 +244,7 @@ class Batcher:
             return
         finally:
             self._running_ends.remove(expected_end)
-            seconds = time.perf_counter() - started
-            self._metrics.inference_duration.observe(seconds)
-            self.throughput.record(len(inputs), seconds)
+            self._record_batch(len(inputs), time.perf_counter() - started)
         offset = 0
         for pending in batch:
             n = len(pending.inputs)

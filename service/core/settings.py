@@ -49,10 +49,10 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(64, ge=1)
     # 0: no added wait; requests that arrive while the model is busy form the next batch anyway.
     max_batch_wait_ms: float = Field(0.0, ge=0.0, description="how long an idle model waits for a batch to fill up")
-    # With max_batch_wait_ms 0, a request that finds the embedded model idle is a batch of its own anyway: run on
-    # the event loop, it skips two thread wake-ups (about 0.1 ms at light load).
+    # With max_batch_wait_ms 0, a request that arrives while nothing else is going on is a batch of its own
+    # anyway: run on the event loop, it skips two thread wake-ups (about 0.1 ms at light load).
     inline_max_images: int = Field(
-        1, ge=0, description="requests of at most this many images run without a hand-off when the model is idle"
+        1, ge=0, description="requests of at most this many images run without a hand-off when the server is idle"
     )
 
     # TorchServe backend.
