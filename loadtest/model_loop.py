@@ -27,6 +27,7 @@ from model.card import load_card
 from model.settings import DEFAULT_ARTIFACT
 from service.core.model_runner import NO_LAYERS, ModelRunner
 from service.core.pipeline import Pipeline
+from service.core.preprocessing import pixel_rows
 from service.core.settings import Settings
 from service.core.types import Limits, RawInput
 
@@ -49,8 +50,9 @@ class LoopResult:
 
 
 def raw_input(workload: Workload, sample: Sample) -> RawInput:
-    """What a request of the workload carries to the server."""
-    return np.asarray(sample.pixels, dtype=np.float32) if workload.preprocess == "none" else sample.png
+    """What a request of the workload carries to the server, read as the server reads it: ``pixels`` rows through
+    the request schema's validator, a PNG as its bytes."""
+    return pixel_rows(sample.pixels) if workload.preprocess == "none" else sample.png
 
 
 def run_loop(

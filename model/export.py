@@ -14,7 +14,7 @@ from model.mnist import Mnist
 from model.network import ConvNet, parameter_count
 
 MODEL_NAME = "digits-convnet"
-MODEL_VERSION = "2.0.0"
+MODEL_VERSION = "2.1.0"
 
 
 def export(

@@ -29,16 +29,25 @@ VALIDATION_SAMPLES = 5_000  # the last training digits: held out to fit the temp
 @dataclass(frozen=True)
 class TrainConfig:
     out: Path
-    epochs: int = 30
-    seed: int = 0
+    epochs: int = 40
+    seed: int = 2  # the shipped model's: of seeds 0-2, the best on the held-out digits (docs/model.md)
     device: str = "auto"
     batch_size: int = 128
     # One thread: on a shared 2-core machine it trains about as fast as two for half the CPU, and the
     # losses are bit-identical from run to run (reductions split across threads are not).
     threads: int = 1
-    max_lr: float = 4e-3
-    weight_decay: float = 1e-2
+    # SGD with Nesterov momentum: on the held-out digits as good as AdamW or better, and less overconfident (the
+    # fitted temperature falls from 1.7 to 1.1); docs/model.md has the comparison.
+    max_lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
     ema_decay: float = 0.998  # per step; the exported weights are this moving average of the trained ones
+    # Mixed precision: the forward and backward passes in bfloat16 (weights, optimizer and averages stay float32).
+    # On a CPU with AVX512-BF16 an epoch takes 0.6x the time; the served artifact is float32 either way.
+    bfloat16: bool = True
+    elastic: float = 1.0  # elastic distortion: the largest displacement, in pixels (0: affine only)
+    # Resampling blurs every distorted digit a little; the last epochs train on the digits as they are, as served.
+    clean_epochs: int = 4
     train_limit: int | None = None  # use only the first N training digits (smoke runs)
     progress: bool = True
 
@@ -52,9 +61,10 @@ class EpochStats:
     seconds: float
 
 
-def random_affine(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Small handwriting-like distortions: rotation, scale, shear and shift (images in [0, 1])."""
-    n = images.shape[0]
+def random_affine(images: torch.Tensor, generator: torch.Generator, elastic: float = 0.0) -> torch.Tensor:
+    """Small handwriting-like distortions: rotation, scale, shear and shift (images in [0, 1]), and with ``elastic``
+    a smooth random displacement of up to that many pixels, as a hand's wobble bends a stroke."""
+    n, _, height, width = images.shape
 
     def uniform(low: float, high: float) -> torch.Tensor:
         return torch.empty(n).uniform_(low, high, generator=generator)
@@ -72,6 +82,12 @@ def random_affine(images: torch.Tensor, generator: torch.Generator) -> torch.Ten
         dim=1,
     ).to(images.device)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    if elastic > 0:
+        # Displacements drawn on a coarse 4x4 lattice and interpolated: smooth over about a quarter of the digit.
+        coarse = torch.empty(n, 2, 4, 4).uniform_(-1, 1, generator=generator)
+        field = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=True)
+        scale = torch.tensor([2 * elastic / width, 2 * elastic / height]).view(1, 2, 1, 1)  # pixels to grid units
+        grid = grid + (field * scale).permute(0, 2, 3, 1).to(grid.device)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
@@ -96,7 +112,13 @@ def train(data: Mnist, config: TrainConfig) -> ModelCard:
     model = ConvNet().to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
     averaged = cast(ConvNet, average.module).eval()  # only ever evaluated: batch norm from its averaged buffers
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.max_lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=config.max_lr,
+        momentum=config.momentum,
+        nesterov=True,
+        weight_decay=config.weight_decay,
+    )
     steps_per_epoch = math.ceil(len(train_labels) / config.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.max_lr, epochs=config.epochs, steps_per_epoch=steps_per_epoch
@@ -112,11 +134,15 @@ def train(data: Mnist, config: TrainConfig) -> ModelCard:
         )
         for step in batches:
             index = order[step * config.batch_size : (step + 1) * config.batch_size]
-            x = spec.normalize(random_affine(pixels[index], generator))
+            images = pixels[index]
+            if epoch <= config.epochs - config.clean_epochs:
+                images = random_affine(images, generator, config.elastic)
+            x = spec.normalize(images)
             x = x.to(device, memory_format=torch.channels_last)
             y = train_labels[index].to(device)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bfloat16):
+                logits = model(x)
+                loss = F.cross_entropy(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -154,7 +180,10 @@ def train(data: Mnist, config: TrainConfig) -> ModelCard:
         device=str(device),
         torch_version=torch.__version__,
         optimizer=(
-            f"AdamW(weight_decay={config.weight_decay}), plain cross-entropy, "
+            f"SGD(momentum={config.momentum}, nesterov, weight_decay={config.weight_decay}), plain cross-entropy, "
+            f"{'bfloat16 autocast, ' if config.bfloat16 else ''}"
+            f"random affine and elastic ({config.elastic} px) distortions, the last {config.clean_epochs} epochs "
+            "undistorted, "
             f"exponential moving average of the weights (decay {config.ema_decay} per step)"
         ),
         schedule=f"OneCycleLR(max_lr={config.max_lr})",

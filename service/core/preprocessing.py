@@ -18,6 +18,7 @@ steps run exactly as they would otherwise (a ``None`` check per step).
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Literal
 
 import numpy as np
@@ -50,6 +51,9 @@ class StageRecorder:
 def pixel_rows(value: object) -> np.ndarray:
     """JSON rows of gray values as a float32 ``[H, W]`` array. numpy converts the whole nested list at once
     (per-element validation costs about twice as much); a ValueError says what is wrong."""
+    levels = _byte_rows(value)
+    if levels is not None:
+        return levels.astype(np.float32)
     try:
         values = np.array(value)
     except ValueError as exc:  # ragged rows
@@ -60,6 +64,22 @@ def pixel_rows(value: object) -> np.ndarray:
     if problem:
         raise ValueError(problem)
     return values.astype(np.float32, copy=False)
+
+
+def _byte_rows(value: object) -> np.ndarray | None:
+    """Rows of whole numbers 0-255, what most clients send, read by ``bytes()`` at half numpy's cost (8 us for
+    28x28); None for anything else, which takes numpy's general path and gets its answer. A first value that is a
+    boolean goes that way too: numpy refuses rows of booleans only, and ``bytes()`` would read them as 0 and 1."""
+    if not (isinstance(value, list) and value and isinstance(value[0], list) and value[0]):
+        return None
+    width = len(value[0])
+    if isinstance(value[0][0], bool) or any(not isinstance(row, list) or len(row) != width for row in value):
+        return None
+    try:
+        levels = bytes(chain.from_iterable(value))  # TypeError for other values, ValueError outside 0-255
+    except (TypeError, ValueError):
+        return None
+    return np.frombuffer(levels, np.uint8).reshape(len(value), width)
 
 
 def check_pixels(values: np.ndarray, index: int) -> None:

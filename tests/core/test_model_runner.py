@@ -30,7 +30,7 @@ def test_probabilities_match_the_plain_module(artifact: Path, runner: ModelRunne
     np.testing.assert_allclose(output.probabilities, expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("images", [1, 13, 64])
+@pytest.mark.parametrize("images", [1, 13, 47, 64])
 def test_a_batch_of_any_size_runs_in_chunks_with_the_plain_module_outputs(
     artifact: Path, runner: ModelRunner, images: int
 ) -> None:

@@ -10,7 +10,14 @@ from model.card import InputSpec, load_card
 from model.mnist import load_test_split
 from service.core.decoding import decode_image
 from service.core.errors import ApiError, ErrorCode
-from service.core.preprocessing import FIELD, MIN_CONTRAST, StageRecorder, check_pixels, to_mnist_field
+from service.core.preprocessing import (
+    FIELD,
+    MIN_CONTRAST,
+    StageRecorder,
+    check_pixels,
+    pixel_rows,
+    to_mnist_field,
+)
 from tests.uploads import realistic_upload
 
 MAX_ACCURACY_DROP = 0.001  # 0.1 percentage point: 10 of the 10,000 MNIST test digits
@@ -127,3 +134,40 @@ def test_bad_pixels(values: np.ndarray) -> None:
     with pytest.raises(ApiError) as excinfo:
         check_pixels(values, 0)
     assert excinfo.value.code == ErrorCode.invalid_pixels
+
+
+GRAY_ROWS = [
+    [[0, 255], [17, 4]],  # whole numbers 0-255: the bytes() path
+    [[1, True], [0, False]],  # booleans among numbers count as 1 and 0, as numpy reads them
+    [[0, 1.5], [2, 3]],  # a fraction anywhere: numpy's path
+    [[0.0, 255.0]],
+]
+
+
+@pytest.mark.parametrize("rows", GRAY_ROWS)
+def test_pixel_rows_read_gray_values_as_numpy_does(rows: list[list[float]]) -> None:
+    values = pixel_rows(rows)
+    assert values.dtype == np.float32 and values.flags.writeable
+    np.testing.assert_array_equal(values, np.array(rows, dtype=np.float32))
+
+
+@pytest.mark.parametrize(
+    ("rows", "problem"),
+    [
+        ([[True, False]], "rows of numbers"),  # booleans only: not gray values
+        ([[0, 1], [2]], "equal length"),
+        ([[0, 1], 5], "equal length"),
+        ([[0, 1], "ab"], "equal length"),
+        ([["a", "b"]], "rows of numbers"),
+        ([[0, None]], "rows of numbers"),
+        ([[256, 0]], "0-255"),
+        ([[0, -1]], "0-255"),
+        ([[2**70, 0]], "rows of numbers"),
+        ([[]], "empty"),
+        ([0, 1], "2-D"),
+        ([[[0]]], "2-D"),
+    ],
+)
+def test_pixel_rows_say_what_is_wrong(rows: object, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        pixel_rows(rows)

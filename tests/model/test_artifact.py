@@ -10,7 +10,7 @@ from model.card import file_sha256, load_card
 from model.evaluate import evaluate
 from model.mnist import load_test_split
 
-TARGET_ACCURACY = 0.996
+TARGET_ACCURACY = 0.997  # issue 13: 99.70 % on the 10,000 MNIST test digits
 
 
 def test_sha256_matches_the_card(artifact: Path) -> None:

@@ -17,16 +17,21 @@ def mnist(data_dir: Path) -> Mnist:
     return Mnist(train=full.train, test=Split(full.test.images[:500], full.test.labels[:500]), sha256=full.sha256)
 
 
+def tiny_run(out: Path) -> TrainConfig:
+    """One epoch on 384 digits, every one distorted (no undistorted last epochs), so the random draws count too."""
+    return TrainConfig(out=out, epochs=1, clean_epochs=0, train_limit=384, progress=False)
+
+
 def test_tiny_run_is_reproducible_and_loadable(mnist: Mnist, tmp_path: Path) -> None:
-    first = train(mnist, TrainConfig(out=tmp_path / "a" / "d.pt", epochs=1, train_limit=384, progress=False))
-    second = train(mnist, TrainConfig(out=tmp_path / "b" / "d.pt", epochs=1, train_limit=384, progress=False))
+    first = train(mnist, tiny_run(tmp_path / "a" / "d.pt"))
+    second = train(mnist, tiny_run(tmp_path / "b" / "d.pt"))
     assert first.training.epoch_losses == second.training.epoch_losses
     assert first.training.epoch_losses[0] > 0
 
     artifact = tmp_path / "a" / "d.pt"
     card = load_card(artifact)
     assert card.sha256 == file_sha256(artifact)
-    assert card.training.seed == 0 and card.training.epochs == 1
+    assert card.training.seed == TrainConfig.seed and card.training.epochs == 1
     assert len(card.evaluation.confusion_matrix) == 10
     assert sum(map(sum, card.evaluation.confusion_matrix)) == card.evaluation.test_samples == 500
     assert set(card.training.data_sha256) == {file.gz_name for file in FILES.values()}
@@ -41,9 +46,20 @@ def test_other_seed_gives_another_run(mnist: Mnist, tmp_path: Path) -> None:
     assert a.sha256 != b.sha256
 
 
-def test_augmentation_keeps_shape_and_range() -> None:
+@pytest.mark.parametrize("elastic", [0.0, 1.0])
+def test_augmentation_keeps_shape_and_range(elastic: float) -> None:
     images = torch.rand(16, 1, 28, 28)
-    out = random_affine(images, torch.Generator().manual_seed(0))
+    out = random_affine(images, torch.Generator().manual_seed(0), elastic)
     assert out.shape == images.shape
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
     assert not torch.allclose(out, images)
+
+
+def test_elastic_distortion_bends_what_the_affine_one_moves() -> None:
+    """The same affine draws with and without the elastic field: the stroke is bent, not erased."""
+    stroke = torch.zeros(1, 1, 28, 28)
+    stroke[..., 6:22, 13:15] = 1.0
+    affine = random_affine(stroke, torch.Generator().manual_seed(5))
+    bent = random_affine(stroke, torch.Generator().manual_seed(5), elastic=1.5)
+    assert not torch.allclose(affine, bent)
+    assert abs(float(bent.sum() - affine.sum())) < 0.25 * float(affine.sum())  # moved, not erased
