@@ -45,11 +45,24 @@ class TrainConfig:
     # Mixed precision: the forward and backward passes in bfloat16 (weights, optimizer and averages stay float32).
     # On a CPU with AVX512-BF16 an epoch takes 0.6x the time; the served artifact is float32 either way.
     bfloat16: bool = True
-    elastic: float = 1.0  # elastic distortion: the largest displacement, in pixels (0: affine only)
+    elastic: float = 1.0  # elastic distortion: about the largest displacement, in pixels (0: affine only)
     # Resampling blurs every distorted digit a little; the last epochs train on the digits as they are, as served.
     clean_epochs: int = 4
     train_limit: int | None = None  # use only the first N training digits (smoke runs)
     progress: bool = True
+
+    @property
+    def recipe(self) -> str:
+        """The recipe in words, for the card."""
+        parts = [
+            f"SGD(momentum={self.momentum}, nesterov, weight_decay={self.weight_decay})",
+            "plain cross-entropy",
+            *(["bfloat16 autocast"] if self.bfloat16 else []),
+            f"random affine and elastic ({self.elastic} px) distortions",
+            f"the last {self.clean_epochs} epochs undistorted",
+            f"exponential moving average of the weights (decay {self.ema_decay} per step)",
+        ]
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -61,7 +74,7 @@ class EpochStats:
     seconds: float
 
 
-def random_affine(images: torch.Tensor, generator: torch.Generator, elastic: float = 0.0) -> torch.Tensor:
+def random_distortion(images: torch.Tensor, generator: torch.Generator, elastic: float = 0.0) -> torch.Tensor:
     """Small handwriting-like distortions: rotation, scale, shear and shift (images in [0, 1]), and with ``elastic``
     a smooth random displacement of up to that many pixels, as a hand's wobble bends a stroke."""
     n, _, height, width = images.shape
@@ -136,7 +149,7 @@ def train(data: Mnist, config: TrainConfig) -> ModelCard:
             index = order[step * config.batch_size : (step + 1) * config.batch_size]
             images = pixels[index]
             if epoch <= config.epochs - config.clean_epochs:
-                images = random_affine(images, generator, config.elastic)
+                images = random_distortion(images, generator, config.elastic)
             x = spec.normalize(images)
             x = x.to(device, memory_format=torch.channels_last)
             y = train_labels[index].to(device)
@@ -179,13 +192,7 @@ def train(data: Mnist, config: TrainConfig) -> ModelCard:
         load_average=[round(load, 2) for load in os.getloadavg()],
         device=str(device),
         torch_version=torch.__version__,
-        optimizer=(
-            f"SGD(momentum={config.momentum}, nesterov, weight_decay={config.weight_decay}), plain cross-entropy, "
-            f"{'bfloat16 autocast, ' if config.bfloat16 else ''}"
-            f"random affine and elastic ({config.elastic} px) distortions, the last {config.clean_epochs} epochs "
-            "undistorted, "
-            f"exponential moving average of the weights (decay {config.ema_decay} per step)"
-        ),
+        optimizer=config.recipe,
         schedule=f"OneCycleLR(max_lr={config.max_lr})",
         data_sha256=dict(sorted(data.sha256.items())),
         epoch_losses=[round(h.loss, 6) for h in history],

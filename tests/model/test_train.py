@@ -7,7 +7,7 @@ import torch
 
 from model.card import file_sha256, load_card
 from model.mnist import FILES, Mnist, Split, load_mnist
-from model.train import TrainConfig, random_affine, train
+from model.train import TrainConfig, random_distortion, train
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_other_seed_gives_another_run(mnist: Mnist, tmp_path: Path) -> None:
 @pytest.mark.parametrize("elastic", [0.0, 1.0])
 def test_augmentation_keeps_shape_and_range(elastic: float) -> None:
     images = torch.rand(16, 1, 28, 28)
-    out = random_affine(images, torch.Generator().manual_seed(0), elastic)
+    out = random_distortion(images, torch.Generator().manual_seed(0), elastic)
     assert out.shape == images.shape
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
     assert not torch.allclose(out, images)
@@ -59,7 +59,7 @@ def test_elastic_distortion_bends_what_the_affine_one_moves() -> None:
     """The same affine draws with and without the elastic field: the stroke is bent, not erased."""
     stroke = torch.zeros(1, 1, 28, 28)
     stroke[..., 6:22, 13:15] = 1.0
-    affine = random_affine(stroke, torch.Generator().manual_seed(5))
-    bent = random_affine(stroke, torch.Generator().manual_seed(5), elastic=1.5)
+    affine = random_distortion(stroke, torch.Generator().manual_seed(5))
+    bent = random_distortion(stroke, torch.Generator().manual_seed(5), elastic=1.5)
     assert not torch.allclose(affine, bent)
     assert abs(float(bent.sum() - affine.sum())) < 0.25 * float(affine.sum())  # moved, not erased
