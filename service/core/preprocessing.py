@@ -51,7 +51,7 @@ class StageRecorder:
 def pixel_rows(value: object) -> np.ndarray:
     """JSON rows of gray values as a float32 ``[H, W]`` array. numpy converts the whole nested list at once
     (per-element validation costs about twice as much); a ValueError says what is wrong."""
-    levels = _byte_rows(value)
+    levels = byte_rows(value)
     if levels is not None:
         return levels.astype(np.float32)
     try:
@@ -66,7 +66,7 @@ def pixel_rows(value: object) -> np.ndarray:
     return values.astype(np.float32, copy=False)
 
 
-def _byte_rows(value: object) -> np.ndarray | None:
+def byte_rows(value: object) -> np.ndarray | None:
     """Rows of whole numbers 0-255, what most clients send, read by ``bytes()`` at half numpy's cost (8 us for
     28x28); None for anything else, which takes numpy's general path and gets its answer. A first value that is a
     boolean goes that way too: numpy refuses rows of booleans only, and ``bytes()`` would read them as 0 and 1."""

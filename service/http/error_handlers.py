@@ -22,33 +22,36 @@ def error_response(error: ApiError, path: str) -> Response:
     return Response(body, status_code=error.status, media_type="application/json", headers=error.headers)
 
 
-def install_error_handlers(app: FastAPI, on_error: Callable[[ErrorCode], None]) -> None:
-    """Route every failure through :func:`error_response`; ``on_error(code)`` counts it."""
+class ErrorResponder:
+    """Turns any exception an endpoint raises into :func:`error_response`; ``on_error(code)`` counts it.
 
-    def respond(request: Request, error: ApiError) -> Response:
-        on_error(error.code)
+    FastAPI calls it as the handler of every exception type (:meth:`install`), and
+    :class:`~service.http.request_route.DirectRoutes` calls it for the routes it serves itself.
+    """
+
+    def __init__(self, on_error: Callable[[ErrorCode], None]) -> None:
+        self.on_error = on_error
+
+    def install(self, app: FastAPI) -> None:
+        for exception_type in (ApiError, RequestValidationError, StarletteHTTPException, Exception):
+            app.add_exception_handler(exception_type, self)
+
+    async def __call__(self, request: Request, exc: Exception) -> Response:
+        error = api_error(exc)
+        self.on_error(error.code)
         return error_response(error, request.url.path)
 
-    async def handle_api_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
-        return respond(request, exc)
 
-    async def handle_validation(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        return respond(request, from_validation_errors(list(exc.errors())))
-
-    async def handle_http(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
+def api_error(exc: Exception) -> ApiError:
+    """What the client is told about ``exc``: an unexpected one is logged here and told nothing but its code."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, RequestValidationError):
+        return from_validation_errors(list(exc.errors()))
+    if isinstance(exc, StarletteHTTPException):
         code = {404: ErrorCode.not_found, 405: ErrorCode.method_not_allowed}.get(exc.status_code)
         if code is None:
             code = ErrorCode.invalid_request if exc.status_code < 500 else ErrorCode.internal_error
-        return respond(request, ApiError(code, str(exc.detail), headers=dict(exc.headers or {})))  # 405 keeps Allow
-
-    async def handle_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", exc_info=exc)
-        return respond(request, ApiError(ErrorCode.internal_error, "internal error"))
-
-    app.add_exception_handler(ApiError, handle_api_error)
-    app.add_exception_handler(RequestValidationError, handle_validation)
-    app.add_exception_handler(StarletteHTTPException, handle_http)
-    app.add_exception_handler(Exception, handle_unexpected)
+        return ApiError(code, str(exc.detail), headers=dict(exc.headers or {}))  # 405 keeps Allow
+    log.exception("unhandled error", exc_info=exc)
+    return ApiError(ErrorCode.internal_error, "internal error")
