@@ -33,6 +33,7 @@ from loadtest.targets import (
     ModelLoopTarget,
     NaiveTarget,
     PreviousGatewayTarget,
+    PreviousReleaseGatewayTarget,
     Target,
     TargetError,
 )
@@ -53,6 +54,7 @@ TARGETS: dict[str, Callable[[], Target]] = {
         LitServeTarget,
         BentoMLTarget,
         PreviousGatewayTarget,
+        PreviousReleaseGatewayTarget,
         GatewayTarget,
         TorchServeTarget,
         GatewayOverTorchServeTarget,
@@ -124,7 +126,8 @@ class BenchmarkConfig:
 
     @property
     def runs_previous_ref(self) -> bool:
-        return bool({PreviousGatewayTarget.name, PreviousReleaseModelLoopTarget.name} & set(self.targets))
+        previous = {PreviousGatewayTarget.name, PreviousReleaseGatewayTarget.name, PreviousReleaseModelLoopTarget.name}
+        return bool(previous & set(self.targets))
 
     def _previous(self) -> dict[str, str]:
         return {"previous_ref": self.previous_ref, "previous_commit": resolve(self.previous_ref)}

@@ -132,8 +132,9 @@ def add_benchmark(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         "benchmark",
         help="the gateway against its alternatives, one workload, side by side (wrk)",
         description="Start each target in turn (model loop, FastAPI echo, naive FastAPI, LitServe, BentoML, the "
-        "previous gateway, the gateway, TorchServe, gateway over TorchServe), drive it with wrk at each connection "
-        "count, and write benchmark.md and benchmark.json: req/s, p50, p95, p99, ratios, server and wrk CPU.",
+        "previous gateway with today's model and with its own, the gateway, TorchServe, gateway over TorchServe), "
+        "drive it with wrk at each connection count, and write benchmark.md and benchmark.json: req/s, p50, p95, "
+        "p99, ratios, server and wrk CPU.",
     )
     parser.add_argument("--targets", help="comma-separated subset (default: all, in order)")
     parser.add_argument(

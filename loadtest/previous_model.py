@@ -13,8 +13,8 @@ from pathlib import Path
 
 import orjson
 
-from loadtest.previous import REPO, PreviousError, commits_changing, file_at
-from loadtest.targets import BenchContext, ModelLoopTarget, TargetError, previous_tree
+from loadtest.previous import PreviousError, commits_changing, file_at
+from loadtest.targets import BenchContext, ModelLoopTarget, TargetError, previous_release_artifact, previous_tree
 from model.settings import DEFAULT_ARTIFACT
 
 CARD = DEFAULT_ARTIFACT.with_suffix(".json")
@@ -65,4 +65,4 @@ class PreviousReleaseModelLoopTarget(ModelLoopTarget):
         return previous_tree(self.name, context)
 
     def artifact(self, context: BenchContext) -> Path:
-        return previous_tree(self.name, context) / DEFAULT_ARTIFACT.resolve().relative_to(REPO)
+        return previous_release_artifact(self.name, context)

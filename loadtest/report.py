@@ -109,7 +109,8 @@ def _previous(settings: dict[str, Any]) -> str:
     if not commit:
         return ""
     named = "" if ref == commit else f" (`{ref}`)"
-    return f"The previous release (gateway-previous, model-loop-previous-release) is commit `{commit}`{named}. "
+    users = "gateway-previous, gateway-previous-release, model-loop-previous-release"
+    return f"The previous release ({users}) is commit `{commit}`{named}. "
 
 
 def _rounds(rounds: int) -> str:

@@ -21,12 +21,13 @@ import orjson
 
 from loadtest.checks import prediction_problem
 from loadtest.peers_venv import default_venv
-from loadtest.previous import PREVIOUS_REF, PreviousError, export
+from loadtest.previous import PREVIOUS_REF, REPO, PreviousError, export
 from loadtest.processes import CpuMeter
 from loadtest.results import Measurement
 from loadtest.samples import Sample
 from loadtest.workloads import HttpRequest, Workload, predict_requests
 from loadtest.wrk import Wrk
+from model.settings import DEFAULT_ARTIFACT
 from ops.local_servers import ServerProcess, free_port
 
 
@@ -242,12 +243,28 @@ class PreviousGatewayTarget(GatewayTarget):
         return previous_tree(self.name, context)
 
 
+class PreviousReleaseGatewayTarget(PreviousGatewayTarget):
+    name = "gateway-previous-release"
+    description = (
+        "the gateway of `--previous-ref` serving that commit's own artifact: the previous release as its users ran "
+        "it, serving code and model together"
+    )
+
+    def env(self, context: BenchContext, port: int) -> dict[str, str]:
+        return {**super().env(context, port), "DIGITS_ARTIFACT": str(previous_release_artifact(self.name, context))}
+
+
 def previous_tree(target: str, context: BenchContext) -> Path:
     """The packages of ``--previous-ref``, exported into ``target``'s folder of the run."""
     try:
         return export(context.previous_ref, context.log_dir / target)
     except PreviousError as exc:
         raise TargetError(f"{target}: {exc}") from exc
+
+
+def previous_release_artifact(target: str, context: BenchContext) -> Path:
+    """The artifact ``--previous-ref`` shipped, in ``target``'s export of it."""
+    return previous_tree(target, context) / DEFAULT_ARTIFACT.resolve().relative_to(REPO)
 
 
 class ModelLoopTarget(Target):

@@ -12,7 +12,7 @@ from loadtest.benchmark import BenchmarkConfig, run_benchmark
 from loadtest.previous import PREVIOUS_REF, REPO, PreviousError, export, resolve
 from loadtest.report import to_markdown
 from loadtest.samples import load_samples
-from loadtest.targets import BenchContext, PreviousGatewayTarget
+from loadtest.targets import BenchContext, PreviousGatewayTarget, PreviousReleaseGatewayTarget
 from loadtest.workloads import Workload
 from loadtest.wrk import Wrk
 
@@ -58,6 +58,23 @@ def test_the_previous_gateway_runs_its_own_code_and_is_measured(artifact: Path, 
             target.stop()
     assert row.requests > 0 and row.errors == 0, row
     assert cwd == tmp_path / "gateway-previous" / f"digits-{resolve('HEAD')[:12]}"
+
+
+def test_the_previous_release_serves_its_own_artifact(artifact: Path, tmp_path: Path) -> None:
+    target = PreviousReleaseGatewayTarget()
+    with Wrk() as wrk:
+        context = BenchContext(
+            artifact, load_samples(), tmp_path, wrk, duration_s=1, warmup_s=0, torch_threads=1, previous_ref="HEAD"
+        )
+        target.start(context)
+        try:
+            row = target.measure(Workload.pixels, 2, context)
+            environment = Path(f"/proc/{target.server_pids()[0]}/environ").read_bytes().split(b"\0")
+        finally:
+            target.stop()
+    assert row.requests > 0 and row.errors == 0, row
+    tree = tmp_path / "gateway-previous-release" / f"digits-{resolve('HEAD')[:12]}"
+    assert f"DIGITS_ARTIFACT={tree / 'model' / 'artifacts' / 'digits.pt'}".encode() in environment
 
 
 def test_the_report_names_the_previous_commit(artifact: Path, tmp_path: Path) -> None:
