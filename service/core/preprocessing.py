@@ -53,7 +53,7 @@ def pixel_rows(value: object) -> np.ndarray:
     (per-element validation costs about twice as much); a ValueError says what is wrong."""
     levels = byte_rows(value)
     if levels is not None:
-        return levels.astype(np.float32)
+        return levels
     try:
         values = np.array(value)
     except ValueError as exc:  # ragged rows
@@ -68,8 +68,9 @@ def pixel_rows(value: object) -> np.ndarray:
 
 def byte_rows(value: object) -> np.ndarray | None:
     """Rows of whole numbers 0-255, what most clients send, read by ``bytes()`` at half numpy's cost (8 us for
-    28x28); None for anything else, which takes numpy's general path and gets its answer. A first value that is a
-    boolean goes that way too: numpy refuses rows of booleans only, and ``bytes()`` would read them as 0 and 1."""
+    28x28), as a float32 ``[H, W]`` array; None for anything else, which takes numpy's general path and gets its
+    answer. A first value that is a boolean goes that way too: numpy refuses rows of booleans only, and
+    ``bytes()`` would read them as 0 and 1."""
     if not (isinstance(value, list) and value and isinstance(value[0], list) and value[0]):
         return None
     width = len(value[0])
@@ -79,7 +80,7 @@ def byte_rows(value: object) -> np.ndarray | None:
         levels = bytes(chain.from_iterable(value))  # TypeError for other values, ValueError outside 0-255
     except (TypeError, ValueError):
         return None
-    return np.frombuffer(levels, np.uint8).reshape(len(value), width)
+    return np.frombuffer(levels, np.uint8).reshape(len(value), width).astype(np.float32)
 
 
 def check_pixels(values: np.ndarray, index: int) -> None:

@@ -50,20 +50,20 @@ class DirectRoutes:
         routes: Sequence[BaseRoute],
         on_exception: Callable[[Request, Exception], Awaitable[Response]],
     ) -> None:
-        self.app = app
-        self.routes = [route for route in routes if isinstance(route, RequestRoute)]
-        if len(self.routes) != len(routes):
+        if not all(isinstance(route, RequestRoute) for route in routes):
             raise TypeError("DirectRoutes serves RequestRoute routes only: give their router route_class=RequestRoute")
+        self.app = app
+        self.routes = [(route, route.get_route_handler()) for route in routes if isinstance(route, RequestRoute)]
         self.on_exception = on_exception
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            for route in self.routes:
+            for route, endpoint in self.routes:
                 match, child_scope = route.matches(scope)
                 if match is Match.FULL:
                     scope.update(child_scope)
                     scope["route"] = route  # what the request metrics are labelled by, as the router sets it
-                    await self._serve(route.get_route_handler(), Request(scope, receive), send)
+                    await self._serve(endpoint, Request(scope, receive), send)
                     return
         await self.app(scope, receive, send)
 

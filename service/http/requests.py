@@ -4,7 +4,6 @@ Base64 text stays text here: the pipeline decodes it with the image, off the eve
 
 from __future__ import annotations
 
-import numpy as np
 import orjson
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -63,7 +62,7 @@ def _eight_bit_pixels(body: bytes) -> tuple[PredictOptions, list[RawInput]] | No
         levels = byte_rows(instance["pixels"]) if isinstance(instance, dict) and instance.keys() == {"pixels"} else None
         if levels is None:
             return None
-        inputs.append(levels.astype(np.float32))
+        inputs.append(levels)
     try:  # in JSON mode, as the schema reads the whole body
         options = PredictOptions.model_validate_json(orjson.dumps(document))
     except ValidationError:

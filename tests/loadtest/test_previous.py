@@ -44,8 +44,9 @@ def test_the_default_ref_is_a_commit_of_this_repository() -> None:
     assert resolve(PREVIOUS_REF) == PREVIOUS_REF
 
 
-def test_the_previous_gateway_runs_its_own_code_and_is_measured(artifact: Path, tmp_path: Path) -> None:
-    target = PreviousGatewayTarget()
+def served_on_head(target: PreviousGatewayTarget, artifact: Path, tmp_path: Path) -> tuple[Path, list[bytes]]:
+    """``target`` run with ``--previous-ref HEAD`` and measured once, without errors: its server's working folder
+    and environment, read while it ran."""
     with Wrk() as wrk:
         context = BenchContext(
             artifact, load_samples(), tmp_path, wrk, duration_s=1, warmup_s=0, torch_threads=1, previous_ref="HEAD"
@@ -53,26 +54,21 @@ def test_the_previous_gateway_runs_its_own_code_and_is_measured(artifact: Path, 
         target.start(context)
         try:
             row = target.measure(Workload.pixels, 2, context)
-            cwd = Path(os.readlink(f"/proc/{target.server_pids()[0]}/cwd"))
+            process = Path(f"/proc/{target.server_pids()[0]}")
+            cwd, environment = Path(os.readlink(process / "cwd")), (process / "environ").read_bytes().split(b"\0")
         finally:
             target.stop()
     assert row.requests > 0 and row.errors == 0, row
+    return cwd, environment
+
+
+def test_the_previous_gateway_runs_its_own_code_and_is_measured(artifact: Path, tmp_path: Path) -> None:
+    cwd, _ = served_on_head(PreviousGatewayTarget(), artifact, tmp_path)
     assert cwd == tmp_path / "gateway-previous" / f"digits-{resolve('HEAD')[:12]}"
 
 
 def test_the_previous_release_serves_its_own_artifact(artifact: Path, tmp_path: Path) -> None:
-    target = PreviousReleaseGatewayTarget()
-    with Wrk() as wrk:
-        context = BenchContext(
-            artifact, load_samples(), tmp_path, wrk, duration_s=1, warmup_s=0, torch_threads=1, previous_ref="HEAD"
-        )
-        target.start(context)
-        try:
-            row = target.measure(Workload.pixels, 2, context)
-            environment = Path(f"/proc/{target.server_pids()[0]}/environ").read_bytes().split(b"\0")
-        finally:
-            target.stop()
-    assert row.requests > 0 and row.errors == 0, row
+    _, environment = served_on_head(PreviousReleaseGatewayTarget(), artifact, tmp_path)
     tree = tmp_path / "gateway-previous-release" / f"digits-{resolve('HEAD')[:12]}"
     assert f"DIGITS_ARTIFACT={tree / 'model' / 'artifacts' / 'digits.pt'}".encode() in environment
 
