@@ -17,7 +17,7 @@ from uvicorn.config import STARTUP_FAILURE
 from service.app import create_app
 from service.core.metrics import MULTIPROCESS_DIR_VARIABLE
 from service.core.settings import Settings
-from service.http.header_timeout import HeaderTimeoutProtocol
+from service.http.protocol import GatewayProtocol
 from service.workers import ReusePortMultiprocess, bind_worker_sockets
 
 
@@ -39,7 +39,7 @@ def run_gateway(settings: Settings) -> None:
         "access_log": False,
         "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
         "log_level": "info",
-        "http": functools.partial(HeaderTimeoutProtocol, header_timeout=settings.header_timeout_seconds),
+        "http": functools.partial(GatewayProtocol, header_timeout=settings.header_timeout_seconds),
     }
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -84,6 +85,53 @@ def _read_reply(sock: socket.socket) -> bytes:
         if not data:
             return reply
         reply += data
+
+
+def _connect(url: str, timeout: float) -> socket.socket:
+    host, port = urlsplit(url).netloc.split(":")
+    return socket.create_connection((host, int(port)), timeout=timeout)
+
+
+def _pixels_request(expect_continue: bool = False) -> tuple[bytes, bytes]:
+    digit = np.zeros((28, 28), np.uint8)
+    digit[4:24, 13:16] = 255
+    body = json.dumps({"instances": [{"pixels": digit.tolist()}], "preprocess": "none"}).encode()
+    expect = b"Expect: 100-continue\r\n" if expect_continue else b""
+    head = b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n"
+    return head % (expect, len(body)), body
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_sent(gateway: ServerProcess) -> None:
+    """The interim answer is a write of its own, with no body to go out with: it must not wait for one."""
+    head, body = _pixels_request(expect_continue=True)
+    with _connect(gateway.url, timeout=5) as sock:
+        sock.sendall(head)
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        reply = _read_reply(sock)
+    assert reply.startswith(b"HTTP/1.1 200 ")
+    assert json.loads(reply.partition(b"\r\n\r\n")[2])["predictions"][0]["label"] == 1
+
+
+def test_pipelined_requests_are_answered_whole_and_in_order(gateway: ServerProcess) -> None:
+    head, body = _pixels_request()
+    bad = b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]"
+    with _connect(gateway.url, timeout=10) as sock:
+        sock.sendall(head + body + bad + head + body)
+        replies = sock.makefile("rb")
+        statuses = [_status_and_body(replies)[0] for _ in range(3)]
+    assert statuses == [200, 422, 200]
+
+
+def _status_and_body(replies: BinaryIO) -> tuple[int, bytes]:
+    """The next reply on a connection: its status and its Content-Length body."""
+    status = int(replies.readline().split(b" ")[1])
+    length = 0
+    while (line := replies.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return status, replies.read(length)
 
 
 def test_sigterm_finishes_every_accepted_request(tmp_path: Path) -> None:

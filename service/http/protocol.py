@@ -1,4 +1,6 @@
-"""A time limit on request heads, which uvicorn lacks: slow clients (slowloris) hold a socket that long only."""
+"""The gateway's HTTP protocol: uvicorn's httptools protocol with two changes, a time limit on request heads
+(which uvicorn lacks: slow clients, slowloris, hold a socket that long only) and a response's head and body sent
+in one write."""
 
 from __future__ import annotations
 
@@ -7,11 +9,14 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service.http.coalescing_transport import CoalescingTransport
 
-class HeaderTimeoutProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol, closing a connection that has not sent a whole request head within
-    ``header_timeout`` seconds: from the connection's start, and again after each response on a kept-alive
-    connection. (uvicorn's own keep-alive timer stops counting as soon as a single byte arrives.)"""
+
+class GatewayProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol, writing through a :class:`CoalescingTransport`, and closing a connection that has
+    not sent a whole request head within ``header_timeout`` seconds: from the connection's start, and again after
+    each response on a kept-alive connection. (uvicorn's own keep-alive timer stops counting as soon as a single
+    byte arrives.)"""
 
     def __init__(self, *args: Any, header_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -33,7 +38,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(CoalescingTransport(transport, self.loop))
         self._arm_header_timer()
 
     def on_headers_complete(self) -> None:
