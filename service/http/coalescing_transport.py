@@ -21,14 +21,14 @@ class CoalescingTransport(asyncio.Transport):
         super().__init__()
         self._transport = transport
         self._loop = loop
-        self._held: bytes | bytearray | memoryview | None = None
+        self._held: bytes | None = None
         self._flush_scheduled = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
         if self._held is None:
-            self._held = data
+            self._held = data if isinstance(data, bytes) else bytes(data)  # the caller may reuse its buffer
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 self._loop.call_soon(self._flush_at_end_of_pass)

@@ -86,6 +86,16 @@ async def test_writes_keep_their_order(inner: RecordingTransport, transport: Coa
     assert inner.calls[-1] == ("close", [])
 
 
+async def test_a_buffer_reused_after_its_write_is_sent_as_it_was_written(
+    inner: RecordingTransport, transport: CoalescingTransport
+) -> None:
+    buffer = bytearray(b"chunk 1")
+    transport.write(buffer)
+    buffer[:] = b"chunk 2"  # writers may reuse a buffer once write() returns
+    await asyncio.sleep(0)
+    assert inner.calls == [("write", [b"chunk 1"])]
+
+
 async def test_close_sends_what_is_held_first(inner: RecordingTransport, transport: CoalescingTransport) -> None:
     transport.write(b"0\r\n\r\n")
     transport.close()
