@@ -37,8 +37,8 @@ class CoalescingTransport(asyncio.Transport):
         self._transport.writelines((held, data))  # uvloop sends both buffers with one writev(), without a copy
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
-        self.flush()
-        self._transport.writelines(list_of_data)
+        held, self._held = self._held, None
+        self._transport.writelines(list_of_data if held is None else (held, *list_of_data))
 
     def flush(self) -> None:
         """Send what is held now."""

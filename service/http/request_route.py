@@ -50,10 +50,14 @@ class DirectRoutes:
         routes: Sequence[BaseRoute],
         on_exception: Callable[[Request, Exception], Awaitable[Response]],
     ) -> None:
-        if not all(isinstance(route, RequestRoute) for route in routes):
-            raise TypeError("DirectRoutes serves RequestRoute routes only: give their router route_class=RequestRoute")
         self.app = app
-        self.routes = [(route, route.get_route_handler()) for route in routes if isinstance(route, RequestRoute)]
+        self.routes: list[tuple[RequestRoute, Endpoint]] = []
+        for route in routes:
+            if not isinstance(route, RequestRoute):
+                raise TypeError(
+                    "DirectRoutes serves RequestRoute routes only: give their router route_class=RequestRoute"
+                )
+            self.routes.append((route, route.get_route_handler()))
         self.on_exception = on_exception
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

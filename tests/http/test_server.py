@@ -24,10 +24,15 @@ from service.server import settings_environment
 from tests.servers import ServerProcess, gateway_process, uvicorn_workers
 
 
-def post_pixels(url: str, seed: int) -> tuple[int, int | None]:
+def pixels_body(seed: int = 0) -> bytes:
+    """A predict request for one upright stroke, a 1, whose length varies with ``seed``."""
     digit = np.zeros((28, 28), np.uint8)
     digit[4 + seed % 5 : 24, 13:16] = 255
-    body = json.dumps({"instances": [{"pixels": digit.tolist()}], "preprocess": "none"}).encode()
+    return json.dumps({"instances": [{"pixels": digit.tolist()}], "preprocess": "none"}).encode()
+
+
+def post_pixels(url: str, seed: int) -> tuple[int, int | None]:
+    body = pixels_body(seed)
     request = urllib.request.Request(f"{url}/v1/predict", data=body, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -93,9 +98,7 @@ def _connect(url: str, timeout: float) -> socket.socket:
 
 
 def _pixels_request(expect_continue: bool = False) -> tuple[bytes, bytes]:
-    digit = np.zeros((28, 28), np.uint8)
-    digit[4:24, 13:16] = 255
-    body = json.dumps({"instances": [{"pixels": digit.tolist()}], "preprocess": "none"}).encode()
+    body = pixels_body()
     expect = b"Expect: 100-continue\r\n" if expect_continue else b""
     head = b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n"
     return head % (expect, len(body)), body
@@ -108,9 +111,9 @@ def test_expect_100_continue_is_answered_before_the_body_is_sent(gateway: Server
         sock.sendall(head)
         assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
         sock.sendall(body)
-        reply = _read_reply(sock)
-    assert reply.startswith(b"HTTP/1.1 200 ")
-    assert json.loads(reply.partition(b"\r\n\r\n")[2])["predictions"][0]["label"] == 1
+        status, answer = _status_and_body(sock.makefile("rb"))
+    assert status == 200
+    assert json.loads(answer)["predictions"][0]["label"] == 1
 
 
 def test_pipelined_requests_are_answered_whole_and_in_order(gateway: ServerProcess) -> None:
