@@ -60,14 +60,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="digits",
-        version=gateway.card.version,
+        version=gateway.inference.card.version,
         description=DESCRIPTION,
         lifespan=lifespan,
         # Prometheus is our telemetry; FastAPI's built-in OpenTelemetry hooks cost ~10 % per request.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.gateway = gateway
-    app.state.served_model = ServedModel(gateway.card)
+    app.state.served_model = ServedModel(gateway.inference.card)
 
     def count_error(code: ErrorCode) -> None:
         gateway.metrics.errors.labels(code=code.value).inc()

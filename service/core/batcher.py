@@ -13,20 +13,17 @@ One whose expected wait, from the model's measured throughput, is longer is answ
 late. A full queue (``max_queue_images``) is the last bound.
 On ``stop`` everything already queued is still served before the worker exits.
 
-Idle fast path: a request of at most ``inline_max_images`` that arrives when nothing else is going on, on a
-backend that can predict inline, runs at once in the event loop's thread when it is submitted: it would have
-been a batch of its own anyway, and this way it skips the hand-off to the model's thread and back. Nothing else
-going on means nothing queued or running, and no other task in the event loop than the fewest seen at any
-arrival (the server's own, and this request's): a burst of requests, or requests waiting for the event loop
-behind costly decoding, have their tasks already, and are batched on the model's thread instead of run one by
-one on the event loop.
+Idle fast path: a request of at most ``inline_max_images``, on a backend that can predict inline, runs at once in
+the event loop's thread when it finds no other request in flight: none being read or prepared (``arrival``), none
+queued and no batch running. It would have been a batch of its own anyway, and this way it skips the hand-off to
+the model's thread and back. Before it does, it yields to the event loop once, so that requests that arrived with
+it (a burst: their tasks are ready to run) reach the batcher first; when any did, everyone is batched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -81,8 +78,8 @@ class Batcher:
         self._workers: list[asyncio.Task[None]] = []
         self._running_ends: list[float] = []  # when each batch now running is expected to end
         self._arriving = 0  # requests admitted and being read, not queued yet
+        self._deciding = 0  # requests yielding once before they run inline
         self._images_per_request = 1.0  # recent average
-        self._fewest_tasks = sys.maxsize  # event loop tasks at the quietest arrival so far
 
     def start(self) -> None:
         self._workers = [
@@ -113,31 +110,35 @@ class Batcher:
             )
 
     @contextlib.contextmanager
-    def arrival(self) -> Iterator[bool]:
+    def arrival(self) -> Iterator[None]:
         """Around reading and preparing a request, before ``submit``: admitted first (refused before its body
         is read), then counted as images on their way, so that requests admitted together do not all count
-        on the same short queue. Gives whether the model was quiet (see the module's docstring): ``submit``'s
-        ``inline``."""
+        on the same short queue, and as a request in flight."""
         self.admit()
-        quiet = self._quiet()
         self._arriving += 1
         try:
-            yield quiet
+            yield
         finally:
             self._arriving -= 1
 
     def _queue_full(self, why: str) -> ApiError:
         return ApiError(ErrorCode.queue_full, f"{why}; retry shortly", headers={"Retry-After": self._retry_after})
 
-    async def submit(self, inputs: np.ndarray, layers: frozenset[str], *, inline: bool = False) -> BatchOutput:
+    async def submit(self, inputs: np.ndarray, layers: frozenset[str]) -> BatchOutput:
         """Queue ``inputs`` (float32 ``[n, 1, 28, 28]``) and wait for their share of a batch (with ``layers``);
-        refused at once, or answered at its deadline, as the module's docstring says. ``inline``: the request
-        arrived at a quiet model, and runs at once if it is small and the model is still idle."""
+        refused at once, or answered at its deadline, as the module's docstring says. A small request that finds
+        no other in flight runs at once instead (the idle fast path)."""
         n = int(inputs.shape[0])
         self.admit(n)
         self._images_per_request += 0.1 * (n - self._images_per_request)
-        if inline and n <= self.inline_max_images and self._model_idle():
-            return self._serve_inline(inputs, layers)
+        if n <= self.inline_max_images and self._alone():
+            self._deciding += 1
+            try:
+                await asyncio.sleep(0)  # requests that arrived together reach the batcher first
+            finally:
+                self._deciding -= 1
+            if self._alone():
+                return self._serve_inline(inputs, layers)
         deadline = time.perf_counter() + self.max_queue_wait_seconds
         pending = _Pending(inputs, layers, asyncio.get_running_loop().create_future(), deadline)
         self._queue.append(pending)
@@ -204,19 +205,19 @@ class Batcher:
             return 0.0
         return max(0.0, min(self._running_ends) - time.perf_counter())
 
-    def _model_idle(self) -> bool:
-        return not self._queue and not self._running_ends
+    @property
+    def in_flight(self) -> int:
+        """Requests admitted and not answered yet: being read or prepared, about to run inline, queued, or in a
+        running batch (counted as one each)."""
+        return self._arriving + self._deciding + len(self._queue) + len(self._running_ends)
 
-    def _quiet(self) -> bool:
-        """Nothing else going on (see the module's docstring)."""
-        if not self.inline_max_images or not self._model_idle():
-            return False
-        tasks = len(asyncio.all_tasks())
-        self._fewest_tasks = min(self._fewest_tasks, tasks)
-        return tasks == self._fewest_tasks
+    def _alone(self) -> bool:
+        """No other request in flight than the one deciding (it counts in none of these)."""
+        return not (self._arriving or self._deciding or self._queue or self._running_ends)
 
     def _serve_inline(self, inputs: np.ndarray, layers: frozenset[str]) -> BatchOutput:
         started = time.perf_counter()
+        self._metrics.inline_batches.inc()
         self._metrics.queue_wait.observe(0.0)
         self._metrics.batch_size.observe(len(inputs))
         try:

@@ -86,6 +86,11 @@ class Metrics:
             registry=r,
         )
         self.batch_size = Histogram("digits_batch_size", "Images per model call", buckets=BATCH_BUCKETS, registry=r)
+        self.inline_batches = Counter(
+            "digits_inline_batches",
+            "Model calls run at once on the event loop's thread: a small request that found no other in flight",
+            registry=r,
+        )
         self.queue_wait = Histogram(
             "digits_queue_wait_seconds",
             "Time a request waited for its batch to start",

@@ -12,7 +12,7 @@ from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from service.core.gateway import Gateway
-from service.http.dependencies import GatewayDep
+from service.http.dependencies import InferenceDep
 from service.http.responses import JSONBytesResponse
 from service.ui.dependencies import MetricsHistoryDep
 from service.ui.diagram import card_svg
@@ -64,8 +64,8 @@ async def dashboard_page() -> FileResponse:
     response_class=Response,
     responses={200: {"content": {"image/svg+xml": {}}}},
 )
-async def diagram(gateway: GatewayDep) -> Response:
-    return Response(card_svg(gateway.card), media_type="image/svg+xml")
+async def diagram(inference: InferenceDep) -> Response:
+    return Response(card_svg(inference.card), media_type="image/svg+xml")
 
 
 @router.get(

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
-from service.http.dependencies import GatewayDep, require_ready
+from service.http.dependencies import GatewayDep, InferenceDep, require_ready
 from service.http.responses import JSONBytesResponse
 
 router = APIRouter(tags=["operations"])
@@ -18,9 +18,10 @@ async def healthz() -> JSONBytesResponse:
 
 
 @router.get("/readyz", summary="The model is loaded, warmed up and its backend answers (503 before)")
-async def readyz(gateway: GatewayDep) -> JSONBytesResponse:
-    await require_ready(gateway)
-    return JSONBytesResponse({"status": "ready", "backend": gateway.backend.name, "device": gateway.backend.device})
+async def readyz(inference: InferenceDep) -> JSONBytesResponse:
+    await require_ready(inference)
+    backend = inference.backend
+    return JSONBytesResponse({"status": "ready", "backend": backend.name, "device": backend.device})
 
 
 @router.get("/metrics", summary="Prometheus metrics (text format)", response_class=Response)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from service.core.layer_parameters import ParameterFormat
 from service.core.schemas import ErrorResponse, LayerResponse
-from service.http.dependencies import GatewayDep
-from service.http.inference import loaded_gateway
+from service.http.dependencies import GatewayDep, InferenceDep, require_loaded
 from service.http.responses import JSONBytesResponse
 
 router = APIRouter(tags=["model"])
@@ -24,7 +23,7 @@ LAYER_ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.get("/v1/models/digits", summary="Model card plus serving info (backend, device, batching)")
 async def model_card(gateway: GatewayDep) -> JSONBytesResponse:
-    return JSONBytesResponse({**gateway.card.model_dump(mode="json"), "serving": gateway.serving_info()})
+    return JSONBytesResponse({**gateway.inference.card.model_dump(mode="json"), "serving": gateway.serving_info()})
 
 
 @router.get(
@@ -33,12 +32,12 @@ async def model_card(gateway: GatewayDep) -> JSONBytesResponse:
     responses={200: {"model": LayerResponse}, **LAYER_ERRORS},
 )
 async def layer(
-    request: Request,
+    inference: InferenceDep,
     name: str,
     format: Annotated[
         ParameterFormat, Query(description="array: base64 float32 with shape; png: the kernels in a grid")
     ] = "array",
 ) -> JSONBytesResponse:
-    parameters = loaded_gateway(request).layer_parameters
+    parameters = require_loaded(inference).layer_parameters
     assert parameters is not None, "a loaded gateway has read its layers"
     return JSONBytesResponse(parameters.describe(name, format))

@@ -1,13 +1,14 @@
-"""POST /v1/predict: request -> validation -> pipeline (decode, field, normalize) -> batcher -> backend -> response."""
+"""POST /v1/predict: the request read into a call for the served model's inference, and its outcome as JSON."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from service.core.schemas import ErrorResponse, PredictOptions, PredictRequest, PredictResponse
-from service.http.inference import loaded_gateway, prepare_batch, trace_batch
+from service.http.dependencies import inference_of
 from service.http.openapi import request_body_schema
 from service.http.request_route import RequestRoute
 from service.http.requests import read_predict_request
@@ -58,19 +59,5 @@ REQUEST_BODY = {
     openapi_extra=REQUEST_BODY,
 )
 async def predict(request: Request) -> JSONBytesResponse:
-    gateway = loaded_gateway(request)
-    pipeline = gateway.pipeline
-    traces = None
-    with gateway.batcher.arrival() as quiet:  # under overload, refused before its body is read and decoded
-        options, inputs = await read_predict_request(request, pipeline.limits)
-        layers = pipeline.layers(options.features)
-        outputs = pipeline.outputs(layers, options)
-        if options.explain:
-            stages = "preprocessing" in options.explain
-            batch, traces = await trace_batch(pipeline, inputs, options.preprocess, stages)
-        else:
-            batch = await prepare_batch(pipeline, inputs, options.preprocess)
-    output = await gateway.batcher.submit(batch, outputs, inline=quiet)
-    items = pipeline.predictions(output, options, layers, traces)
-    gateway.count_predictions(item["label"] for item in items)
-    return JSONBytesResponse(pipeline.body(items))
+    outcome = await inference_of(request).run(partial(read_predict_request, request))
+    return JSONBytesResponse(outcome.body())

@@ -1,7 +1,7 @@
 """The Open Inference Protocol v2 (KServe / Triton REST) on the gateway's port, limits, batcher and metrics.
 
 Every model route exists with and without ``/versions/{model_version}``; the protocol's logic is in
-service.core.oip, and inference goes through the same pipeline and batcher as /v1/predict."""
+service.core.oip, and inference goes through the same inference object as /v1/predict."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from service.core.oip.body import HEADER_LENGTH
 from service.core.oip.errors import PATH_PREFIX
-from service.core.oip.inference import read_inference, write_inference
+from service.core.oip.inference import TensorCall, read_inference, write_inference
 from service.core.oip.metadata import ServedModel, server_metadata
 from service.core.oip.schemas import (
     InferenceRequest,
@@ -25,8 +25,8 @@ from service.core.oip.schemas import (
     ServerMetadata,
     ServerReady,
 )
-from service.http.dependencies import GatewayDep, gateway_of, require_ready
-from service.http.inference import loaded_gateway, prepare_batch
+from service.core.types import Limits
+from service.http.dependencies import GatewayDep, inference_of, require_ready
 from service.http.openapi import request_body_schema
 from service.http.responses import JSONBytesResponse
 
@@ -97,7 +97,7 @@ async def server_live() -> JSONBytesResponse:
 
 @router.get("/health/ready", summary="The model is ready", responses={200: {"model": ServerReady}, **NOT_READY})
 async def server_ready(gateway: GatewayDep) -> JSONBytesResponse:
-    await require_ready(gateway)
+    await require_ready(gateway.inference)
     return JSONBytesResponse({"ready": True})
 
 
@@ -112,20 +112,18 @@ async def _model_metadata(request: Request, name: str, version: str | None) -> R
 
 async def _model_ready(request: Request, name: str, version: str | None) -> Response:
     _served_model(request, name, version)
-    await require_ready(gateway_of(request))
+    await require_ready(inference_of(request))
     return JSONBytesResponse({"name": name, "ready": True})
 
 
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     model = _served_model(request, name, version)
-    gateway = loaded_gateway(request)
-    pipeline = gateway.pipeline
-    with gateway.batcher.arrival() as quiet:  # under overload, refused before its body is read and decoded
-        inference = read_inference(await request.body(), request.headers.get(HEADER_LENGTH), model, pipeline.limits)
-        batch = await prepare_batch(pipeline, inference.inputs, inference.preprocess)
-    output = await gateway.batcher.submit(batch, frozenset(inference.layers), inline=quiet)
-    answer = write_inference(inference, output, model)
-    gateway.count_predictions(answer.labels)
+
+    async def read(limits: Limits) -> TensorCall:
+        return read_inference(await request.body(), request.headers.get(HEADER_LENGTH), model, limits)
+
+    outcome = await inference_of(request).run(read)
+    answer = write_inference(outcome.call, outcome.output, model)
     if answer.header_length is None:
         return JSONBytesResponse(answer.body)
     return Response(
