@@ -61,15 +61,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from service.core.settings import Settings
+    from service.core.settings import ModelSettings, ServerSettings, Settings
     from service.server import run_gateway
 
-    overrides = {
-        k: v
-        for k, v in {"host": args.host, "port": args.port, "backend": args.backend, "workers": args.workers}.items()
-        if v is not None
-    }
-    settings = Settings(**overrides)
+    server = {"host": args.host, "port": args.port, "workers": args.workers}
+    settings = Settings(
+        server=ServerSettings(**{k: v for k, v in server.items() if v is not None}),
+        model=ModelSettings(**({} if args.backend is None else {"backend": args.backend})),
+    )
     if args.backend == "torchserve":  # a local TorchServe first, then the gateway in front of it
         from ops.torchserve.commands import serve_with_torchserve
 

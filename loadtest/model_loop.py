@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--batch-size and --duration must be positive")
     runner = ModelRunner(args.artifact, torch.device("cpu"), args.torch_threads)  # as the embedded backend runs it
     pipeline = Pipeline(
-        load_card(args.artifact), Limits(max_images=args.batch_size, max_pixels=Settings().max_image_pixels)
+        load_card(args.artifact), Limits(max_images=args.batch_size, max_pixels=Settings().limits.max_image_pixels)
     )
     samples = load_samples()
     if args.warmup > 0:

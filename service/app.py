@@ -25,6 +25,7 @@ from service.http.request_route import DirectRoutes
 from service.http.routes import health, models, predict, v2
 from service.http.security_headers import SecurityHeadersMiddleware
 from service.ui import pages
+from service.ui.history import MetricsHistory
 
 DESCRIPTION = """Handwritten digit recognition. POST images (multipart or JSON) to `/v1/predict`
 and get class probabilities and, on request, the feature maps of the network's layers.
@@ -34,28 +35,36 @@ its errors have the protocol's shape `{"error": "<code>: <message>", "code", "in
 
 
 def build_backend(settings: Settings) -> Backend:
-    if settings.backend == "torchserve":
+    if settings.model.backend == "torchserve":
         from service.backends.torchserve.client import TorchServeBackend
 
         return TorchServeBackend.from_settings(settings)
-    return EmbeddedBackend(settings.artifact, settings.device, settings.torch_threads)
+    return EmbeddedBackend(settings.model.artifact, settings.model.device, settings.model.torch_threads)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     gateway = Gateway.create(settings, build_backend(settings))
-    api_keys = ApiKeys(settings.api_keys_file) if settings.api_keys_file else None
+    api_keys = ApiKeys(settings.auth.api_keys_file) if settings.auth.api_keys_file else None
+
+    history = MetricsHistory(gateway.metrics.exported, settings.telemetry)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        """Every task the app runs beside its requests: the key file's reload on SIGHUP, the model's loading and
+        batching, and the dashboard's metrics history."""
         if api_keys is not None:
             # Only a loop in the main thread takes signal handlers (not the test client's, for one).
             with suppress(ValueError, RuntimeError, NotImplementedError):
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, api_keys.reload)
         await gateway.start()
+        sampling = asyncio.create_task(history.run(), name="dashboard-metrics-history")
         try:
             yield
         finally:
+            sampling.cancel()
+            with suppress(asyncio.CancelledError):
+                await sampling
             await gateway.stop()
 
     app = FastAPI(
@@ -67,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.gateway = gateway
+    app.state.metrics_history = history
     app.state.served_model = ServedModel(gateway.inference.card)
 
     def count_error(code: ErrorCode) -> None:
@@ -78,20 +88,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # then the predict route served directly, or the app.
     app.add_middleware(DirectRoutes, routes=predict.router.routes, on_exception=errors)
     if api_keys is not None:
-        protected = protected_paths(settings.auth_metrics)
+        protected = protected_paths(settings.auth.auth_metrics)
         app.add_middleware(ApiKeyMiddleware, keys=api_keys, protected=protected, on_error=count_error)
         document_api_keys(app, protected)
     app.add_middleware(
         BodySizeLimitMiddleware,
-        max_bytes=settings.max_body_bytes,
-        linger_max_bytes=settings.linger_max_bytes,
-        linger_seconds=settings.linger_seconds,
+        max_bytes=settings.limits.max_body_bytes,
+        linger_max_bytes=settings.limits.linger_max_bytes,
+        linger_seconds=settings.limits.linger_seconds,
         on_error=count_error,
     )
-    if settings.cors_origins:
+    if settings.auth.cors_origins:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=settings.cors_origins,
+            allow_origins=settings.auth.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,

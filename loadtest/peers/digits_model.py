@@ -27,7 +27,10 @@ NO_LAYERS: frozenset[str] = frozenset()
 
 def load_pipeline() -> Pipeline:
     settings = Settings()
-    return Pipeline(load_card(settings.artifact), Limits(settings.max_images_per_request, settings.max_image_pixels))
+    return Pipeline(
+        load_card(settings.model.artifact),
+        Limits(settings.limits.max_images_per_request, settings.limits.max_image_pixels),
+    )
 
 
 def prediction_items(probabilities: np.ndarray) -> list[dict[str, Any]]:
@@ -48,7 +51,9 @@ class DigitsModel:
     @classmethod
     def load(cls) -> DigitsModel:
         settings = Settings()
-        return cls(load_pipeline(), ModelRunner(settings.artifact, torch.device("cpu"), settings.torch_threads))
+        return cls(
+            load_pipeline(), ModelRunner(settings.model.artifact, torch.device("cpu"), settings.model.torch_threads)
+        )
 
     def prepare_json(self, body: dict[str, Any]) -> np.ndarray:
         try:

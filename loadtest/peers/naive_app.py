@@ -20,8 +20,8 @@ from service.core.schemas import PredictRequest
 from service.core.settings import Settings
 
 SETTINGS = Settings()
-torch.set_num_threads(SETTINGS.torch_threads)
-MODULE = torch.jit.load(str(SETTINGS.artifact), map_location="cpu").eval()
+torch.set_num_threads(SETTINGS.model.torch_threads)
+MODULE = torch.jit.load(str(SETTINGS.model.artifact), map_location="cpu").eval()
 PIPELINE = load_pipeline()
 
 app = FastAPI(title="naive", docs_url=None, redoc_url=None, openapi_url=None)

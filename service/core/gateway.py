@@ -22,28 +22,28 @@ class Gateway:
 
     @classmethod
     def create(cls, settings: Settings, backend: Backend) -> Gateway:
-        card = load_card(settings.artifact)
+        card = load_card(settings.model.artifact)
         metrics = Metrics()
         batcher = Batcher(
             backend,
             metrics,
-            max_batch_size=settings.max_batch_size,
-            max_wait_seconds=settings.max_batch_wait_ms / 1000,
-            max_queue_images=settings.max_queue_images,
-            max_queue_wait_seconds=settings.max_queue_wait_ms / 1000,
-            inline_max_images=settings.inline_max_images if settings.max_batch_wait_ms == 0 else 0,
-            retry_after_seconds=settings.retry_after_seconds,
+            max_batch_size=settings.batching.max_batch_size,
+            max_wait_seconds=settings.batching.max_batch_wait_ms / 1000,
+            max_queue_images=settings.batching.max_queue_images,
+            max_queue_wait_seconds=settings.batching.max_queue_wait_ms / 1000,
+            inline_max_images=settings.batching.inline_max_images if settings.batching.max_batch_wait_ms == 0 else 0,
+            retry_after_seconds=settings.batching.retry_after_seconds,
         )
         metrics.model_info.labels(
             name=card.name, version=card.version, sha256=card.sha256, backend=backend.name, device=backend.device
         ).set(1)
-        limits = Limits(settings.max_images_per_request, settings.max_image_pixels)
-        return cls(settings, metrics, Inference(settings.artifact, card, backend, batcher, metrics, limits))
+        limits = Limits(settings.limits.max_images_per_request, settings.limits.max_image_pixels)
+        return cls(settings, metrics, Inference(settings.model.artifact, card, backend, batcher, metrics, limits))
 
     async def start(self) -> None:
         # Several workers share the port, each with a socket of its own (service/workers.py), which uvicorn makes
         # listen only after this returns: waiting for the model keeps connections off a worker still loading.
-        await self.inference.start(wait=self.settings.workers > 1)
+        await self.inference.start(wait=self.settings.server.workers > 1)
 
     async def stop(self) -> None:
         await self.inference.stop()
@@ -55,16 +55,16 @@ class Gateway:
         return {
             "backend": backend.name,
             "device": backend.device,
-            "workers": s.workers,
+            "workers": s.server.workers,
             "batching": {
-                "max_batch_size": s.max_batch_size,
-                "max_batch_wait_ms": s.max_batch_wait_ms,
-                "max_queue_images": s.max_queue_images,
-                "max_queue_wait_ms": s.max_queue_wait_ms,
+                "max_batch_size": s.batching.max_batch_size,
+                "max_batch_wait_ms": s.batching.max_batch_wait_ms,
+                "max_queue_images": s.batching.max_queue_images,
+                "max_queue_wait_ms": s.batching.max_queue_wait_ms,
             },
             "limits": {
-                "max_body_bytes": s.max_body_bytes,
-                "max_image_pixels": s.max_image_pixels,
-                "max_images_per_request": s.max_images_per_request,
+                "max_body_bytes": s.limits.max_body_bytes,
+                "max_image_pixels": s.limits.max_image_pixels,
+                "max_images_per_request": s.limits.max_images_per_request,
             },
         }

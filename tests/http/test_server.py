@@ -19,8 +19,16 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.core.settings import Settings
-from service.server import settings_environment
+from service.core.settings import (
+    AuthSettings,
+    BatchingSettings,
+    LimitsSettings,
+    ModelSettings,
+    ServerSettings,
+    Settings,
+    TelemetrySettings,
+    TorchServeSettings,
+)
 from tests.servers import ServerProcess, gateway_process, uvicorn_workers
 
 
@@ -239,9 +247,14 @@ def test_a_burst_of_new_connections_is_shared_by_the_workers(tmp_path: Path) -> 
 
 def test_exported_settings_rebuild_the_same_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     custom = Settings(
-        port=9123, workers=3, max_batch_size=32, max_images_per_request=16, artifact=Path("/srv/model.pt"),
-        dashboard_route="/healthz", torchserve_timeout_seconds=2.5,
-    )  # fmt: skip
-    for name, value in settings_environment(custom).items():
+        server=ServerSettings(port=9123, workers=3),
+        batching=BatchingSettings(max_batch_size=32),
+        limits=LimitsSettings(max_images_per_request=16),
+        model=ModelSettings(artifact=Path("/srv/model.pt")),
+        auth=AuthSettings(cors_origins=["https://a.example"]),
+        telemetry=TelemetrySettings(dashboard_route="/healthz"),
+        torchserve=TorchServeSettings(torchserve_timeout_seconds=2.5),
+    )
+    for name, value in custom.environment().items():
         monkeypatch.setenv(name, value)
     assert Settings() == custom
