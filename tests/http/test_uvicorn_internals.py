@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -229,12 +230,18 @@ def test_digits_serve_refuses_an_untested_uvicorn(tmp_path: Path, workers: str) 
         "DIGITS_PORT": str(free_port()),
         "DIGITS_WORKERS": workers,
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "digits_cli.main", "serve"], cwd=REPO, env=env, capture_output=True, text=True,
-        timeout=120,
-    )  # fmt: skip
-    assert done.returncode == STARTUP_FAILURE, done.stderr
-    assert done.stderr.splitlines() == [untested_uvicorn("0.99.0")]
+    command = [sys.executable, "-m", "digits_cli.main", "serve"]
+    # its own process group: were it to start serving instead, the workers go with it
+    with subprocess.Popen(
+        command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as serve:
+        try:
+            _, stderr = serve.communicate(timeout=60)
+        finally:
+            if serve.poll() is None:
+                os.killpg(serve.pid, signal.SIGKILL)
+    assert serve.returncode == STARTUP_FAILURE, stderr
+    assert stderr.splitlines() == [untested_uvicorn("0.99.0")]
 
 
 def test_only_one_module_imports_uvicorn_internals() -> None:
