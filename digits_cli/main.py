@@ -71,7 +71,9 @@ def _serve(args: argparse.Namespace) -> int:
     )
     if args.backend == "torchserve":  # a local TorchServe first, then the gateway in front of it
         from ops.torchserve.commands import serve_with_torchserve
+        from service.uvicorn_internals import require_tested_uvicorn
 
+        require_tested_uvicorn()  # as run_gateway does, before TorchServe starts rather than after
         return serve_with_torchserve(settings, run_gateway)
     run_gateway(settings)
     return 0

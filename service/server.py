@@ -11,13 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
-from uvicorn.config import STARTUP_FAILURE
 
 from service.app import create_app
 from service.core.metrics import MULTIPROCESS_DIR_VARIABLE
 from service.core.settings import Settings
-from service.http.protocol import GatewayProtocol
-from service.workers import ReusePortMultiprocess, bind_worker_sockets
+from service.uvicorn_internals import STARTUP_FAILURE, GatewayProtocol, ReusePortMultiprocess, require_tested_uvicorn
+from service.workers import bind_worker_sockets
 
 
 def run_gateway(settings: Settings) -> None:
@@ -31,7 +30,10 @@ def run_gateway(settings: Settings) -> None:
     Each worker reads its settings from the environment (these settings, exported) and has its own
     model and batcher; the metrics of all of them are added up in a shared directory (prometheus-client's
     multiprocess mode), so every worker's ``/metrics`` reports the whole server.
+
+    An untested uvicorn release is refused first: the gateway overrides its internals (``service.uvicorn_internals``).
     """
+    require_tested_uvicorn()
     options = {
         "host": settings.server.host,
         "port": settings.server.port,
