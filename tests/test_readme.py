@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -80,3 +81,15 @@ def test_the_triton_client_example_prints_what_the_api_doc_says(gateway: ServerP
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout == printed
+
+
+def test_the_readme_curl_example_classifies_its_digit(gateway: ServerProcess) -> None:
+    tour = README.split("## A short tour", 1)[1].split("\n## ", 1)[0]
+    (command,) = re.findall(r"```bash\n(curl .*?)\n```", tour, re.DOTALL)
+    assert "http://127.0.0.1:8000/" in command, "the example no longer names the server it talks to"
+    script = command.replace("http://127.0.0.1:8000/", f"{gateway.url}/")
+    result = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    (prediction,) = json.loads(result.stdout)["predictions"]
+    assert prediction["label"] == 7  # MNIST test digit 17
+    assert [entry["label"] for entry in prediction["top_k"]][:1] == [7] and len(prediction["top_k"]) == 3
