@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.mnist import DEFAULT_MIRRORS
@@ -15,5 +16,7 @@ DEFAULT_ARTIFACT = ARTIFACT_DIR / "digits.pt"
 class DataSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DIGITS_", extra="ignore")
 
-    data_dir: Path = Path.home() / ".cache" / "digits" / "mnist"
-    mnist_mirrors: tuple[str, ...] = DEFAULT_MIRRORS
+    data_dir: Path = Field(
+        Path.home() / ".cache" / "digits" / "mnist", description="the MNIST IDX files (downloaded here when missing)"
+    )
+    mnist_mirrors: tuple[str, ...] = Field(DEFAULT_MIRRORS, description="where missing MNIST files are downloaded from")
