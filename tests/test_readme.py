@@ -36,7 +36,9 @@ def test_the_two_commands() -> None:
 def test_every_file_the_readme_names_exists() -> None:
     root = Path(__file__).resolve().parent.parent
     named = set(
-        re.findall(r"(?<![\w/.-])((?:loadtest|model|service|ops|digits_cli|deploy|docs|tests|\.ci)/[\w./-]*\w)", README)
+        re.findall(
+            r"(?<![\w/.-])((?:bench|loadtest|model|service|ops|digits_cli|deploy|docs|tests|\.ci)/[\w./-]*\w)", README
+        )
     )
     assert named, "the README names no project files"
     assert sorted(path for path in named if not (root / path).exists()) == []
