@@ -2,15 +2,18 @@
 
 ``digits serve`` imports the served package only: the gateway image installs neither the load-test tools
 nor TorchServe, and ships without the ``loadtest`` package, whose commands are then not offered.
+``digits benchmark`` runs the top-level ``bench`` package of a source checkout, which no wheel ships.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import TypeAlias
 
 from model.settings import DEFAULT_ARTIFACT, DataSettings
@@ -19,6 +22,11 @@ from ops.torchserve.commands import add_export_mar as _add_export_mar
 from ops.torchserve.commands import add_torchserve as _add_torchserve
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+CHECKOUT = Path(__file__).resolve().parent.parent
+BENCHMARK_ELSEWHERE = (
+    "digits benchmark: the benchmark runs from a source checkout, not an installed package: "
+    "git clone <the digits repository>; cd digits; make peers-venv; .venv/bin/digits benchmark"
+)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -129,12 +137,45 @@ def _add_serve(sub: Subcommands) -> None:
 
 def _add_load_tools(sub: Subcommands) -> None:
     try:
-        from loadtest.cli import add_benchmark, add_loadtest, add_soak
+        from loadtest.cli import add_loadtest, add_soak
     except ImportError:  # not installed here (the gateway image)
         return
     add_loadtest(sub)
-    add_benchmark(sub)
     add_soak(sub)
+
+
+def _bench_cli() -> ModuleType | None:
+    """``bench.cli`` of the checkout this command runs from, or ``None`` where there is none (a wheel ships no
+    ``bench``). An editable install maps only the packages a wheel ships, so the checkout joins the path here."""
+    if (CHECKOUT / "bench" / "__init__.py").is_file() and str(CHECKOUT) not in sys.path:
+        sys.path.append(str(CHECKOUT))
+    try:
+        return importlib.import_module("bench.cli")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("bench", "bench.cli"):
+            raise
+        return None
+
+
+def _benchmark_elsewhere(args: argparse.Namespace) -> int:
+    print(BENCHMARK_ELSEWHERE, file=sys.stderr)
+    return 2
+
+
+def _add_benchmark(sub: Subcommands) -> None:
+    cli = _bench_cli()
+    if cli is not None:
+        cli.add_benchmark(sub)
+        return
+    # Any options, --help too, get the same answer: no option prefix here, so argparse takes them all as words.
+    parser = sub.add_parser(
+        "benchmark",
+        help="the side-by-side benchmark: runs from a source checkout only",
+        prefix_chars="+",
+        add_help=False,
+    )
+    parser.add_argument("options", nargs="*")
+    parser.set_defaults(handler=_benchmark_elsewhere)
 
 
 COMMANDS: list[Callable[[Subcommands], None]] = [
@@ -144,6 +185,7 @@ COMMANDS: list[Callable[[Subcommands], None]] = [
     _add_api_key,
     _add_monitor,
     _add_load_tools,
+    _add_benchmark,
     _add_export_mar,
     _add_torchserve,
 ]

@@ -65,7 +65,9 @@ def test_the_two_commands() -> None:
 def test_every_file_the_docs_name_exists(name: str) -> None:
     text = README if name == "README.md" else DOCS[name]
     named = set(
-        re.findall(r"(?<![\w/.-])((?:loadtest|model|service|ops|digits_cli|deploy|docs|tests|\.ci)/[\w./-]*\w)", text)
+        re.findall(
+            r"(?<![\w/.-])((?:bench|loadtest|model|service|ops|digits_cli|deploy|docs|tests|\.ci)/[\w./-]*\w)", text
+        )
     )
     if name == "README.md":
         assert named, "the README names no project files"

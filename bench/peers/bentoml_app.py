@@ -1,20 +1,19 @@
 """The digits model behind BentoML, with BentoML's adaptive batching; run in the peers' virtualenv.
 
     PYTHONPATH=. DIGITS_ARTIFACT=model/artifacts/digits.pt \\
-        ~/.cache/digits/peers-venv/bin/python -m bentoml serve loadtest.peers.bentoml_app:Digits --port 8000
+        ~/.cache/digits/peers-venv/bin/python -m bentoml serve bench.peers.bentoml_app:Digits --port 8000
 
 BentoML's documented shape for a batchable model behind a richer request: a batchable API takes exactly one
 argument, so the HTTP service (``Digits``) validates the /v1 request (JSON ``instances`` and ``preprocess``, or a
 multipart ``file``, preprocessed ``auto``), decodes and normalizes it with the gateway's pipeline, and calls the
 model service (``DigitsClassifier``, through ``bentoml.depends``), whose ``classify`` is batchable: BentoML's
 dispatcher gathers the tensors of concurrent calls into one batch. The answer carries label, confidence and
-probabilities per image. Knobs, from the environment: ``DIGITS_BENTOML_WORKERS`` (processes of each service),
-``DIGITS_BENTOML_MAX_BATCH_SIZE``, ``DIGITS_BENTOML_MAX_LATENCY_MS``.
+probabilities per image. Knobs, from the environment (``bench.peers.settings``): ``DIGITS_BENTOML_WORKERS``
+(processes of each service), ``DIGITS_BENTOML_MAX_BATCH_SIZE``, ``DIGITS_BENTOML_MAX_LATENCY_MS``.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,15 +21,16 @@ import bentoml
 import numpy as np
 from bentoml.exceptions import InvalidArgument
 
-from loadtest.peers.digits_model import DigitsModel, load_pipeline, prediction_items
+from bench.peers.digits_model import DigitsModel, load_pipeline, prediction_items
+from bench.peers.settings import PeersSettings
 from service.core.errors import ApiError
 from service.core.schemas import Instance
 
-WORKERS = int(os.environ.get("DIGITS_BENTOML_WORKERS", "1"))
-MAX_BATCH_SIZE = int(os.environ.get("DIGITS_BENTOML_MAX_BATCH_SIZE", "64"))
-MAX_LATENCY_MS = int(os.environ.get("DIGITS_BENTOML_MAX_LATENCY_MS", "1000"))
+SETTINGS = PeersSettings()
+MAX_BATCH_SIZE = SETTINGS.bentoml_max_batch_size
+MAX_LATENCY_MS = SETTINGS.bentoml_max_latency_ms
 # As the gateway: no access log; BentoML's metrics stay on, as the gateway's do.
-CONFIG: dict[str, Any] = {"workers": WORKERS, "logging": {"access": {"enabled": False}}}
+CONFIG: dict[str, Any] = {"workers": SETTINGS.bentoml_workers, "logging": {"access": {"enabled": False}}}
 
 
 # bentoml lives in the peers' virtualenv only: untyped where mypy runs.

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.wrk import Wrk, WrkError
 from loadtest.samples import load_samples
 from loadtest.workloads import HttpRequest, Workload, predict_requests
-from loadtest.wrk import Wrk, WrkError
 from ops.local_servers import free_port
 from tests.servers import echo_peer
+
+pytestmark = pytest.mark.bench
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
 """LitServe and BentoML in the benchmark: the servers users shop for instead, each with its own dynamic batching.
 
-Both run in the peers' virtualenv (:mod:`loadtest.peers_venv`, made on first use), import the project from this
+Both run in the peers' virtualenv (:mod:`bench.peers_venv`, made on first use), import the project from this
 repository, and serve the benchmarked artifact through the gateway's pipeline and ``ModelRunner``
-(``loadtest/peers/digits_model.py``): only the serving framework differs. Each has as many model processes as the
+(``bench/peers/digits_model.py``): only the serving framework differs. Each has as many model processes as the
 gateway has processes (``--workers``) and takes the /v1 pixels request and the PNG upload as they are.
 
 Their knobs were tuned on this project's 2-CPU machine with short runs of ``digits benchmark`` (pixels and PNG,
@@ -17,9 +17,9 @@ import re
 import signal
 from pathlib import Path
 
-from loadtest.peers_venv import REQUIREMENTS, PeersVenvError, ensure_peers_venv
+from bench.peers_venv import REQUIREMENTS, PeersVenvError, ensure_peers_venv
+from bench.targets import BenchContext, ProcessTarget, TargetError
 from loadtest.processes import process_tree
-from loadtest.targets import BenchContext, ProcessTarget, TargetError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -66,14 +66,14 @@ class LitServeTarget(PeerTarget):
     fast_queue = False  # ZeroMQ between the API servers and the workers instead of multiprocessing queues
     ready_path = "/health"
     description = (
-        f"LitServe {pinned_version('litserve')} (loadtest/peers/litserve_app.py): as many API server and "
+        f"LitServe {pinned_version('litserve')} (bench/peers/litserve_app.py): as many API server and "
         f"inference worker processes as the gateway has processes, max_batch_size {max_batch_size}, "
         f"batch_timeout {batch_timeout_ms:g} ms"
     )
 
     def command(self, context: BenchContext, port: int) -> list[str]:
         return [
-            self.python, "-m", "loadtest.peers.litserve_app", "--port", str(port),
+            self.python, "-m", "bench.peers.litserve_app", "--port", str(port),
             "--workers", str(context.http_workers),
             "--max-batch-size", str(self.max_batch_size), "--batch-timeout-ms", str(self.batch_timeout_ms),
             *(["--api-servers", str(self.api_servers)] if self.api_servers else []),
@@ -87,14 +87,14 @@ class BentoMLTarget(PeerTarget):
     max_latency_ms = 1000
     ready_path = "/readyz"
     description = (
-        f"BentoML {pinned_version('bentoml')} (loadtest/peers/bentoml_app.py): an HTTP service calling a batchable "
+        f"BentoML {pinned_version('bentoml')} (bench/peers/bentoml_app.py): an HTTP service calling a batchable "
         f"model service (bentoml.depends), each with as many workers as the gateway has processes, "
         f"max_batch_size {max_batch_size}, max_latency_ms {max_latency_ms}, no access log"
     )
 
     def command(self, context: BenchContext, port: int) -> list[str]:
         return [
-            self.python, "-m", "bentoml", "serve", "loadtest.peers.bentoml_app:Digits",
+            self.python, "-m", "bentoml", "serve", "bench.peers.bentoml_app:Digits",
             "--working-dir", str(REPO), "--host", "127.0.0.1", "--port", str(port),
         ]  # fmt: skip
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 import torch
 
-from loadtest.model_loop import raw_input, run_loop
+from bench.model_loop import raw_input, run_loop
 from loadtest.samples import load_samples
 from loadtest.workloads import Workload
 from model.card import load_card
@@ -45,7 +45,7 @@ def test_the_prepared_input_is_what_the_model_labels_right(artifact: Path, workl
 
 
 def test_the_command_prints_one_json_line(artifact: Path) -> None:
-    command = [sys.executable, "-m", "loadtest.model_loop", "--artifact", str(artifact), "--workload", "png",
+    command = [sys.executable, "-m", "bench.model_loop", "--artifact", str(artifact), "--workload", "png",
                "--batch-size", "2", "--duration", "0.3", "--warmup", "0"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, check=True, timeout=120)
     parsed = orjson.loads(result.stdout)

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from loadtest.results import BenchmarkRun, Measurement
+from bench.results import BenchmarkRun, Measurement
 from loadtest.workloads import Workload
 
 BASELINE = "gateway"

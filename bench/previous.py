@@ -3,7 +3,8 @@ targets: so a regression shows.
 
 ``git archive`` exports the commit's packages into a folder of the run (once per run and commit); the target
 starts ``digits serve`` there with this interpreter, whose ``sys.path`` then puts that folder first. It serves
-the benchmarked artifact, so only the serving code differs from the ``gateway`` target.
+the benchmarked artifact, so only the serving code differs from the ``gateway`` target. Which commit is the
+caller's to say (``digits benchmark --previous-ref REF``): a release tag, a branch, ``main~5``.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-# The gateway before issue 14's speed work (2026-11-29): what "today's gateway" means in its goals.
-PREVIOUS_REF = "e095bfb3df89f2c43d64bc0ad4b90c5e39f438b2"
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("digits_cli", "service", "model", "ops", "loadtest")
+# Those a commit has are exported: the benchmark lived in loadtest/ before bench/ existed.
+PACKAGES = ("digits_cli", "service", "model", "ops", "loadtest", "bench")
 
 
 class PreviousError(RuntimeError):

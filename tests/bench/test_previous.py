@@ -8,13 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.benchmark import BenchmarkConfig, run_benchmark
-from loadtest.previous import PREVIOUS_REF, REPO, PreviousError, export, resolve
-from loadtest.report import to_markdown
+from bench.benchmark import BenchmarkConfig, run_benchmark
+from bench.previous import REPO, PreviousError, export, resolve
+from bench.report import to_markdown
+from bench.targets import (
+    BenchContext,
+    PreviousGatewayTarget,
+    PreviousReleaseGatewayTarget,
+    TargetError,
+    model_loop_module,
+)
+from bench.wrk import Wrk
 from loadtest.samples import load_samples
-from loadtest.targets import BenchContext, PreviousGatewayTarget, PreviousReleaseGatewayTarget
 from loadtest.workloads import Workload
-from loadtest.wrk import Wrk
+
+pytestmark = pytest.mark.bench
 
 
 def _shallow() -> bool:
@@ -39,9 +47,18 @@ def test_an_unknown_ref_is_refused(artifact: Path) -> None:
         BenchmarkConfig(targets=("gateway-previous",), artifact=artifact, previous_ref="no-such-ref")
 
 
-@pytest.mark.skipif(_shallow(), reason="a shallow clone lacks the older commits")
-def test_the_default_ref_is_a_commit_of_this_repository() -> None:
-    assert resolve(PREVIOUS_REF) == PREVIOUS_REF
+def test_there_is_no_default_ref_the_previous_targets_ask_for_one(artifact: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="gateway-previous run an earlier commit: name it with --previous-ref REF"):
+        BenchmarkConfig(targets=("gateway", "gateway-previous"), artifact=artifact)
+    context = BenchContext(artifact, [], tmp_path, None, duration_s=1, warmup_s=0, torch_threads=1)  # type: ignore[arg-type]
+    with pytest.raises(TargetError, match="--previous-ref REF"):
+        PreviousGatewayTarget().start(context)
+
+
+def test_the_model_loop_is_run_from_where_the_commit_keeps_it(tmp_path: Path) -> None:
+    assert model_loop_module(None) == "bench.model_loop"
+    tree = export("HEAD", tmp_path)
+    assert (tree / model_loop_module(tree).replace(".", "/")).with_suffix(".py").is_file()
 
 
 def served_on_head(target: PreviousGatewayTarget, artifact: Path, tmp_path: Path) -> tuple[Path, list[bytes]]:

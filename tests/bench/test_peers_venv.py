@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.peers_venv import (
+from bench.peers_venv import (
     MARKER,
     PeersVenvError,
     default_venv,
@@ -19,6 +19,7 @@ from loadtest.peers_venv import (
     requirements,
 )
 
+pytestmark = pytest.mark.bench
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -31,7 +32,7 @@ def test_the_peers_are_pinned_and_torch_is_this_interpreters() -> None:
 def test_the_venv_runs_both_peers_on_the_same_torch_and_is_made_once() -> None:
     python = ensure_peers_venv(default_venv())
     probe = (
-        "import bentoml, litserve, torch, loadtest.peers.digits_model; "
+        "import bentoml, litserve, torch, bench.peers.digits_model; "
         "print(litserve.__version__, bentoml.__version__, torch.__version__)"
     )
     result = subprocess.run(

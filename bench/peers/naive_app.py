@@ -1,6 +1,6 @@
 """A model behind FastAPI the tutorial way: one model call per request, on the event loop.
 
-    DIGITS_ARTIFACT=model/artifacts/digits.pt uvicorn loadtest.peers.naive_app:app
+    DIGITS_ARTIFACT=model/artifacts/digits.pt uvicorn bench.peers.naive_app:app
 
 No batching, no worker thread, no queue. Inputs go through the gateway's own pipeline
 (decode, MNIST field, normalize), so what the benchmark compares is the serving design alone.
@@ -14,7 +14,7 @@ import torch
 from fastapi import FastAPI, Request, Response
 from starlette.datastructures import UploadFile
 
-from loadtest.peers.digits_model import load_pipeline, prediction_items
+from bench.peers.digits_model import load_pipeline, prediction_items
 from service.core.preprocessing import Mode
 from service.core.schemas import PredictRequest
 from service.core.settings import Settings

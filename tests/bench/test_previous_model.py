@@ -7,11 +7,27 @@ from pathlib import Path
 import pytest
 import torch
 
-from loadtest.previous import PREVIOUS_REF
-from loadtest.previous_model import PreviousModelLoopTarget, PreviousReleaseModelLoopTarget, previous_version_commit
-from loadtest.targets import BenchContext, TargetError
+from bench.previous import REPO, PreviousError, commits_changing, file_at
+from bench.previous_model import PreviousModelLoopTarget, PreviousReleaseModelLoopTarget, previous_version_commit
+from bench.targets import BenchContext, TargetError
 from loadtest.workloads import Workload
 from model.card import file_sha256, load_card
+
+pytestmark = pytest.mark.bench
+OLD_MODEL_LOOP = REPO / "loadtest" / "model_loop.py"
+
+
+def newest_commit_with_the_old_layout() -> str:
+    """The newest commit whose model loop is still ``loadtest/model_loop.py``, before the benchmark left loadtest."""
+    try:
+        (newest, *_) = commits_changing(OLD_MODEL_LOOP)
+    except (PreviousError, ValueError) as exc:
+        pytest.skip(f"no git history here: {exc}")
+    try:
+        file_at(newest, OLD_MODEL_LOOP)
+    except PreviousError:
+        return f"{newest}^"  # the commit that moved it
+    return newest
 
 
 @pytest.fixture
@@ -24,7 +40,7 @@ def context(artifact: Path, tmp_path: Path) -> BenchContext:
         duration_s=1,
         warmup_s=0,
         torch_threads=1,
-        previous_ref=PREVIOUS_REF,
+        previous_ref=newest_commit_with_the_old_layout(),
     )
 
 

@@ -1,6 +1,6 @@
 """The ceiling: the TorchScript model in a plain loop, with no HTTP, queue or event loop.
 
-    python -m loadtest.model_loop --workload pixels --batch-size 32 --duration 5 [--artifact PATH]
+    python -m bench.model_loop --workload pixels --batch-size 32 --duration 5 [--artifact PATH]
 
 Each call does the compute a server must do for ``batch-size`` requests of the workload
 (pixels: normalize; png: decode, preprocess with ``auto``, normalize), through the gateway's
@@ -92,7 +92,7 @@ def run_loop(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.model_loop", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.model_loop", description=__doc__.split("\n\n")[0])
     parser.add_argument("--artifact", type=Path, default=DEFAULT_ARTIFACT)
     parser.add_argument("--workload", type=Workload, choices=list(Workload), default=Workload.pixels)
     parser.add_argument("--batch-size", type=int, default=1)

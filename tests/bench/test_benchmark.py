@@ -6,15 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.benchmark import TARGETS, BenchmarkConfig, _measure_target, median_rounds, parse_cpus, run_benchmark
+from bench.benchmark import TARGETS, BenchmarkConfig, _measure_target, median_rounds, parse_cpus, run_benchmark
+from bench.report import to_markdown
+from bench.results import BenchmarkRun, Measurement
+from bench.targets import BenchContext, EchoTarget, NaiveTarget, ProcessTarget, TargetError
+from bench.wrk import Wrk
 from loadtest.checks import prediction_problem
 from loadtest.processes import process_tree
-from loadtest.report import to_markdown
-from loadtest.results import BenchmarkRun, Measurement
 from loadtest.samples import load_samples
-from loadtest.targets import BenchContext, EchoTarget, NaiveTarget, ProcessTarget, TargetError
 from loadtest.workloads import HttpRequest, Workload
-from loadtest.wrk import Wrk
+
+pytestmark = pytest.mark.bench
 
 LOCAL_TARGETS = ("model-loop", "fastapi-echo", "fastapi-naive", "gateway")
 

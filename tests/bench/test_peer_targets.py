@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.benchmark import BenchmarkConfig, run_benchmark
-from loadtest.peer_targets import BentoMLTarget, LitServeTarget, PeerTarget
+from bench.benchmark import BenchmarkConfig, run_benchmark
+from bench.peer_targets import BentoMLTarget, LitServeTarget, PeerTarget
+from bench.targets import BenchContext, TargetError
+from bench.wrk import Wrk
 from loadtest.processes import process_tree
 from loadtest.samples import load_samples
-from loadtest.targets import BenchContext, TargetError
 from loadtest.workloads import HttpRequest, Workload
-from loadtest.wrk import Wrk
+
+pytestmark = pytest.mark.bench
 
 
 @pytest.mark.parametrize("target_class", [LitServeTarget, BentoMLTarget])

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import orjson
 
-from loadtest.report import objective_checks, ratios, to_markdown, write_report
-from loadtest.results import BenchmarkRun, Measurement, Skipped
+from bench.report import objective_checks, ratios, to_markdown, write_report
+from bench.results import BenchmarkRun, Measurement, Skipped
 
 
 def row(

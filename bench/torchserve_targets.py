@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from bench.targets import BenchContext, GatewayTarget, HttpTarget, TargetError, gateway_env
 from loadtest.samples import Sample
-from loadtest.targets import BenchContext, GatewayTarget, HttpTarget, TargetError, gateway_env
 from loadtest.workloads import HttpRequest, Workload, predict_requests
 from ops.torchserve.archive import DEFAULT_MODEL_CONFIG
 

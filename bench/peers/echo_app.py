@@ -1,6 +1,6 @@
 """A bare FastAPI echo: the ceiling of HTTP + FastAPI on this machine, with no model at all.
 
-    uvicorn loadtest.peers.echo_app:app
+    uvicorn bench.peers.echo_app:app
 
 ``POST /v1/predict`` reads the body and sends it back unchanged with its content type.
 """

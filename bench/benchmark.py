@@ -19,14 +19,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from loadtest.machine import describe_machine
-from loadtest.peer_targets import BentoMLTarget, LitServeTarget
-from loadtest.peers_venv import PeersVenvError, default_venv, ensure_peers_venv
-from loadtest.previous import PREVIOUS_REF, PreviousError, resolve
-from loadtest.previous_model import PreviousModelLoopTarget, PreviousReleaseModelLoopTarget
-from loadtest.results import BenchmarkRun, Measurement, Skipped
-from loadtest.samples import load_samples
-from loadtest.targets import (
+from bench.machine import describe_machine
+from bench.peer_targets import BentoMLTarget, LitServeTarget
+from bench.peers_venv import PeersVenvError, default_venv, ensure_peers_venv
+from bench.previous import PreviousError, resolve
+from bench.previous_model import PreviousModelLoopTarget, PreviousReleaseModelLoopTarget
+from bench.results import BenchmarkRun, Measurement, Skipped
+from bench.targets import (
     BenchContext,
     EchoTarget,
     GatewayTarget,
@@ -37,9 +36,10 @@ from loadtest.targets import (
     Target,
     TargetError,
 )
-from loadtest.torchserve_targets import GatewayOverTorchServeTarget, TorchServeTarget
+from bench.torchserve_targets import GatewayOverTorchServeTarget, TorchServeTarget
+from bench.wrk import Wrk, WrkError
+from loadtest.samples import load_samples
 from loadtest.workloads import DEFAULT_WORKLOADS, Workload
-from loadtest.wrk import Wrk, WrkError
 from model.settings import DEFAULT_ARTIFACT
 
 # In this order: the ceilings first, then the alternatives, then ours.
@@ -62,6 +62,10 @@ TARGETS: dict[str, Callable[[], Target]] = {
 }
 # Targets that run in the peers' virtualenv, made before the first round when it is missing.
 PEERS_VENV_TARGETS = frozenset({LitServeTarget.name, BentoMLTarget.name})
+# Targets that run the commit named by --previous-ref; there is no default commit.
+PREVIOUS_REF_TARGETS = frozenset(
+    {PreviousReleaseModelLoopTarget.name, PreviousGatewayTarget.name, PreviousReleaseGatewayTarget.name}
+)
 DEFAULT_CONNECTIONS = (1, 8, 32)
 
 Progress = Callable[[str], None]
@@ -83,9 +87,14 @@ def parse_cpus(text: str) -> frozenset[int] | None:
     return frozenset(cpus)
 
 
+def default_targets(previous_ref: str | None) -> tuple[str, ...]:
+    """Every target, in order; those of ``--previous-ref`` only when one is given."""
+    return tuple(name for name in TARGETS if previous_ref is not None or name not in PREVIOUS_REF_TARGETS)
+
+
 @dataclass(frozen=True)
 class BenchmarkConfig:
-    targets: tuple[str, ...] = tuple(TARGETS)
+    targets: tuple[str, ...] = default_targets(None)
     workloads: tuple[Workload, ...] = DEFAULT_WORKLOADS
     connections: tuple[int, ...] = DEFAULT_CONNECTIONS
     duration_s: int = 4
@@ -100,7 +109,7 @@ class BenchmarkConfig:
     http_workers: int | None = None  # default: one per server CPU, as TorchServe's workers
     log_dir: Path | None = field(default=None)
     peers_venv: Path = field(default_factory=default_venv)
-    previous_ref: str = PREVIOUS_REF
+    previous_ref: str | None = None  # the commit the previous-release targets run (a tag, branch, main~5)
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.targets if name not in TARGETS]
@@ -119,6 +128,9 @@ class BenchmarkConfig:
         if not self.artifact.is_file():
             raise ValueError(f"model artifact {self.artifact} does not exist; pass --artifact or run digits train")
         if self.runs_previous_ref:
+            if self.previous_ref is None:
+                named = ", ".join(name for name in self.targets if name in PREVIOUS_REF_TARGETS)
+                raise ValueError(f"{named} run an earlier commit: name it with --previous-ref REF (e.g. main~5)")
             try:
                 resolve(self.previous_ref)
             except PreviousError as exc:
@@ -126,10 +138,11 @@ class BenchmarkConfig:
 
     @property
     def runs_previous_ref(self) -> bool:
-        previous = {PreviousGatewayTarget.name, PreviousReleaseGatewayTarget.name, PreviousReleaseModelLoopTarget.name}
-        return bool(previous & set(self.targets))
+        return bool(PREVIOUS_REF_TARGETS & set(self.targets))
 
     def _previous(self) -> dict[str, str]:
+        if self.previous_ref is None:
+            return {}
         return {"previous_ref": self.previous_ref, "previous_commit": resolve(self.previous_ref)}
 
     @property

@@ -8,6 +8,7 @@ exception: no server, the model called in a loop in its own process.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import urllib.error
@@ -19,14 +20,14 @@ from pathlib import Path
 
 import orjson
 
+from bench.peers_venv import default_venv
+from bench.previous import REPO, PreviousError, export
+from bench.results import Measurement
+from bench.wrk import Wrk
 from loadtest.checks import prediction_problem
-from loadtest.peers_venv import default_venv
-from loadtest.previous import PREVIOUS_REF, REPO, PreviousError, export
 from loadtest.processes import CpuMeter
-from loadtest.results import Measurement
 from loadtest.samples import Sample
 from loadtest.workloads import HttpRequest, Workload, predict_requests
-from loadtest.wrk import Wrk
 from model.settings import DEFAULT_ARTIFACT
 from ops.local_servers import ServerProcess, free_port
 
@@ -48,8 +49,8 @@ class BenchContext:
     torch_threads: int
     http_workers: int = 1  # processes of the echo, naive and gateway servers; model processes of the peers
     python: str = sys.executable
-    peers_venv: Path = field(default_factory=default_venv)  # LitServe's and BentoML's (loadtest.peers_venv)
-    previous_ref: str = PREVIOUS_REF  # the git ref gateway-previous and model-loop-previous-release run
+    peers_venv: Path = field(default_factory=default_venv)  # LitServe's and BentoML's (bench.peers_venv)
+    previous_ref: str | None = None  # the git ref gateway-previous and model-loop-previous-release run
 
 
 class Target(ABC):
@@ -187,12 +188,19 @@ def uvicorn_command(context: BenchContext, app: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+# The benchmark ships in no wheel: its own processes import it from this checkout, wherever they start.
+CHECKOUT_ON_PATH = {"PYTHONPATH": str(REPO)}
+
+
 class EchoTarget(ProcessTarget):
     name = "fastapi-echo"
     description = "bare FastAPI endpoint returning the request body (the HTTP ceiling, no model)"
 
     def command(self, context: BenchContext, port: int) -> list[str]:
-        return uvicorn_command(context, "loadtest.peers.echo_app:app", port)
+        return uvicorn_command(context, "bench.peers.echo_app:app", port)
+
+    def env(self, context: BenchContext, port: int) -> dict[str, str]:
+        return CHECKOUT_ON_PATH
 
     def check(self, request: HttpRequest, status: int, body: bytes) -> str | None:
         return None if status == 200 and body == request.body else f"HTTP {status}, body not echoed"
@@ -203,10 +211,14 @@ class NaiveTarget(ProcessTarget):
     description = "FastAPI endpoint calling the TorchScript model once per request (no batching)"
 
     def command(self, context: BenchContext, port: int) -> list[str]:
-        return uvicorn_command(context, "loadtest.peers.naive_app:app", port)
+        return uvicorn_command(context, "bench.peers.naive_app:app", port)
 
     def env(self, context: BenchContext, port: int) -> dict[str, str]:
-        return {"DIGITS_ARTIFACT": str(context.artifact), "DIGITS_TORCH_THREADS": str(context.torch_threads)}
+        return {
+            **CHECKOUT_ON_PATH,
+            "DIGITS_ARTIFACT": str(context.artifact),
+            "DIGITS_TORCH_THREADS": str(context.torch_threads),
+        }
 
 
 def gateway_env(context: BenchContext, port: int) -> dict[str, str]:
@@ -234,8 +246,8 @@ class GatewayTarget(ProcessTarget):
 class PreviousGatewayTarget(GatewayTarget):
     name = "gateway-previous"
     description = (
-        "the digits gateway as of an earlier commit (`--previous-ref`, default: before issue 14's speed work), "
-        "embedded backend, same artifact and processes: a regression shows against `gateway`"
+        "the digits gateway as of an earlier commit (`--previous-ref`), embedded backend, same artifact and "
+        "processes: a regression shows against `gateway`"
     )
     speaks_oip = True
 
@@ -256,6 +268,8 @@ class PreviousReleaseGatewayTarget(PreviousGatewayTarget):
 
 def previous_tree(target: str, context: BenchContext) -> Path:
     """The packages of ``--previous-ref``, exported into ``target``'s folder of the run."""
+    if context.previous_ref is None:
+        raise TargetError(f"{target}: name the commit it runs with --previous-ref REF")
     try:
         return export(context.previous_ref, context.log_dir / target)
     except PreviousError as exc:
@@ -290,8 +304,9 @@ class ModelLoopTarget(Target):
         return None
 
     def measure(self, workload: Workload, connections: int, context: BenchContext) -> Measurement:
+        tree = self.workdir(context)
         command = [
-            context.python, "-m", "loadtest.model_loop",
+            context.python, "-m", model_loop_module(tree),
             "--artifact", str(self.artifact(context)),
             "--workload", workload.value,
             "--batch-size", str(connections),
@@ -299,7 +314,8 @@ class ModelLoopTarget(Target):
             "--warmup", str(max(context.warmup_s, 0.5)),
             "--torch-threads", str(context.torch_threads),
         ]  # fmt: skip
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.workdir(context))
+        env = {**os.environ, **CHECKOUT_ON_PATH} if tree is None else None
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tree, env=env)
         try:
             out, err = process.communicate(timeout=context.duration_s + context.warmup_s + 120)
         except subprocess.TimeoutExpired as exc:
@@ -324,3 +340,11 @@ class ModelLoopTarget(Target):
             server_cpu=float(result["cpu_s"]) / float(result["duration_s"]),
             generator_cpu=None,
         )
+
+
+def model_loop_module(tree: Path | None) -> str:
+    """The model loop's module in an exported ``tree``, or in this checkout (``None``): older commits kept it in
+    ``loadtest/``."""
+    if tree is None or (tree / "bench" / "model_loop.py").is_file():
+        return "bench.model_loop"
+    return "loadtest.model_loop"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import orjson
 
-from loadtest.previous import PreviousError, commits_changing, file_at
-from loadtest.targets import BenchContext, ModelLoopTarget, TargetError, previous_release_artifact, previous_tree
+from bench.previous import PreviousError, commits_changing, file_at
+from bench.targets import BenchContext, ModelLoopTarget, TargetError, previous_release_artifact, previous_tree
 from model.settings import DEFAULT_ARTIFACT
 
 CARD = DEFAULT_ARTIFACT.with_suffix(".json")

@@ -1,6 +1,6 @@
 """The virtualenv the LitServe and BentoML peers run in, made on demand: they are never the package's dependencies.
 
-It holds the pinned frameworks of ``loadtest/peers/requirements.txt`` and the torch this interpreter runs (the
+It holds the pinned frameworks of ``bench/peers/requirements.txt`` and the torch this interpreter runs (the
 same release, from the same wheel), so every target runs the same model code. The peers import the project from
 the repository through ``PYTHONPATH``, not from an installed copy. A venv made from other pins, another torch or
 another Python is made again; a lock keeps two benchmarks or test runs from making it at once.
@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -19,8 +18,9 @@ from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 
+from bench.peers.settings import PeersSettings
+
 REQUIREMENTS = Path(__file__).with_name("peers") / "requirements.txt"
-VENV_VARIABLE = "DIGITS_PEERS_VENV"
 MARKER = "digits-peers-venv"
 INSTALL_TIMEOUT_S = 1200
 
@@ -31,10 +31,7 @@ class PeersVenvError(RuntimeError):
 
 def default_venv() -> Path:
     """``$DIGITS_PEERS_VENV``, else ``digits/peers-venv`` in the user's cache (``$XDG_CACHE_HOME`` or ~/.cache)."""
-    if os.environ.get(VENV_VARIABLE):
-        return Path(os.environ[VENV_VARIABLE])
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "digits" / "peers-venv"
+    return PeersSettings().venv()
 
 
 def requirements() -> list[str]:
@@ -99,7 +96,7 @@ def _ensure(venv: Path, progress: Callable[[str], None]) -> Path:
 
 
 def main() -> None:
-    """``python -m loadtest.peers_venv``: make the virtualenv now (``make peers-venv``), print its python."""
+    """``python -m bench.peers_venv``: make the virtualenv now (``make peers-venv``), print its python."""
     try:
         print(ensure_peers_venv(default_venv(), print))
     except PeersVenvError as exc:

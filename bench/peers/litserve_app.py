@@ -1,7 +1,7 @@
 """The digits model behind LitServe, with LitServe's own dynamic batching; run in the peers' virtualenv.
 
     PYTHONPATH=. DIGITS_ARTIFACT=model/artifacts/digits.pt \\
-        ~/.cache/digits/peers-venv/bin/python -m loadtest.peers.litserve_app --port 8000 --workers 2
+        ~/.cache/digits/peers-venv/bin/python -m bench.peers.litserve_app --port 8000 --workers 2
 
 LitServe's API server processes (uvicorn + FastAPI) parse each request and put it on a queue; inference worker
 processes (``workers_per_device``) take up to ``max_batch_size`` requests, waiting at most ``batch_timeout``,
@@ -19,7 +19,7 @@ from fastapi import HTTPException
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
-from loadtest.peers.digits_model import DigitsModel, prediction_items
+from bench.peers.digits_model import DigitsModel, prediction_items
 from service.core.errors import ApiError
 
 PREDICT_PATH = "/v1/predict"
