@@ -90,7 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _api_key(args: argparse.Namespace) -> int:
     from service.core.api_keys import new_key
 
-    key, line = new_key(args.name)
+    key, line = new_key(args.name, args.role)
     print(f"key (give it to the client; it is not stored anywhere): {key}")
     print(f"line for DIGITS_API_KEYS_FILE: {line}")
     return 0
@@ -99,6 +99,9 @@ def _api_key(args: argparse.Namespace) -> int:
 def _add_api_key(sub: Subcommands) -> None:
     parser = sub.add_parser("api-key", help="make a new API key and print it with its line for DIGITS_API_KEYS_FILE")
     parser.add_argument("--name", default="", help="who the key is for (logged; the key never is)")
+    parser.add_argument(
+        "--role", choices=["predict", "admin"], default="predict", help="admin: may also manage models and rollouts"
+    )
     parser.set_defaults(handler=_api_key)
 
 
