@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from model.card import load_card
+from model.card import file_sha256, load_card, save_card
 from model.evaluate import predict_logits
 from model.mnist import Split, load_test_split
 from model.probes import check_probes, choose_probes, probe_batch, probe_images
 from model.refusal import RefusalCode, VersionRefused
+from tests.versions import copy_version, wrong_hash_version
 
 
 def test_the_probes_are_the_first_digit_of_each_class_the_model_labels_right() -> None:
@@ -65,3 +69,20 @@ def test_a_card_without_probes_or_answers_of_another_shape_is_refused(artifact: 
     with pytest.raises(VersionRefused) as caught:
         check_probes(card, lambda batch: np.zeros((len(batch), 9), np.float32))
     assert caught.value.code is RefusalCode.WRONG_INPUT_SHAPE
+
+
+def test_digits_probes_fills_in_a_cards_probe_set_and_refuses_a_changed_file(
+    artifact: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    copy = copy_version(artifact, tmp_path, "2.1.0")
+    save_card(load_card(copy).model_copy(update={"probes": []}), copy)
+    environment = {**os.environ, "DIGITS_DATA_DIR": str(data_dir)}
+    command = [sys.executable, "-m", "digits_cli.main", "probes", str(copy)]
+    subprocess.run(command, check=True, env=environment, capture_output=True, timeout=300)
+    assert load_card(copy).probes == load_card(artifact).probes
+    assert file_sha256(copy) == load_card(copy).sha256  # the artifact untouched
+    changed = wrong_hash_version(artifact, tmp_path, "2.1.1")
+    refused = subprocess.run(
+        [*command[:-1], str(changed)], env=environment, capture_output=True, text=True, timeout=300
+    )
+    assert refused.returncode != 0 and "hash_mismatch" in refused.stderr
