@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TypeAlias
 
-from model.settings import DEFAULT_ARTIFACT, DataSettings
+from model.settings import DEFAULT_ARTIFACT, DEFAULT_REPOSITORY, DataSettings
 from ops.monitoring.command import add_command as _add_monitor
 from ops.torchserve.commands import add_export_mar as _add_export_mar
 from ops.torchserve.commands import add_torchserve as _add_torchserve
@@ -30,21 +30,38 @@ BENCHMARK_ELSEWHERE = (
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.version is None:
+        return _train_to(args, args.out)
+    if args.out is not None:
+        raise SystemExit("digits train: --version writes into --repository; leave out --out")
+    from model.repository import ModelRepository
+
+    repository = ModelRepository(args.repository)
+    try:
+        with repository.new_version(args.version) as out:
+            _train_to(args, out)
+    except (ValueError, FileExistsError) as exc:
+        raise SystemExit(f"digits train: {exc}") from None
+    print(f"version {args.version} is in {repository.root}")
+    return 0
+
+
+def _train_to(args: argparse.Namespace, out: Path | None) -> int:
     from model.mnist import load_mnist
     from model.train import TrainConfig, train
 
     settings = DataSettings()
     data = load_mnist(args.data_dir or settings.data_dir, mirrors=settings.mnist_mirrors)
-    chosen = {"epochs": args.epochs, "seed": args.seed, "batch_size": args.batch_size}
+    chosen = {"epochs": args.epochs, "seed": args.seed, "batch_size": args.batch_size, "version": args.version}
     config = TrainConfig(
-        out=args.out,
+        out=out or DEFAULT_ARTIFACT,
         device=args.device,
         train_limit=args.limit,
         **{name: value for name, value in chosen.items() if value is not None},
     )
     card = train(data, config)
     print(
-        f"wrote {config.out} and its card: test accuracy {card.evaluation.accuracy:.2%}, "
+        f"wrote {config.out} and its card (version {card.version}): test accuracy {card.evaluation.accuracy:.2%}, "
         f"{card.parameter_count} parameters, {card.training.wall_time_seconds:.0f} s on {card.training.device}"
     )
     return 0
@@ -65,6 +82,30 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(format_report(evaluation))
     if evaluation.accuracy != card.evaluation.accuracy:
         print(f"note: the card records {card.evaluation.accuracy:.2%}")
+    return 0
+
+
+def _probes(args: argparse.Namespace) -> int:
+    import torch
+
+    from model.card import save_card
+    from model.evaluate import predict_logits
+    from model.mnist import load_test_split
+    from model.probes import choose_probes
+    from model.refusal import VersionRefused
+    from model.repository import ModelRepository
+
+    repository = ModelRepository.of_artifact(args.artifact)
+    try:
+        found = repository.verify(repository.latest())
+    except VersionRefused as exc:
+        raise SystemExit(f"digits probes: {exc}") from None
+    module = torch.jit.load(str(found.artifact), map_location="cpu").eval()
+    split = load_test_split(args.data_dir or DataSettings().data_dir)
+    predicted = predict_logits(module, split.images, found.card.input).argmax(dim=1).numpy()
+    card = found.card.model_copy(update={"probes": choose_probes(split, predicted)})
+    path = save_card(card, found.artifact)
+    print(f"{path}: probes {', '.join(f'{p.label} (test digit {p.index})' for p in card.probes)}")
     return 0
 
 
@@ -108,7 +149,14 @@ def _add_api_key(sub: Subcommands) -> None:
 def _add_train(sub: Subcommands) -> None:
     parser = sub.add_parser("train", help="train the ConvNet on MNIST and export TorchScript + model card")
     parser.add_argument("--data-dir", type=Path, help="MNIST directory (default: $DIGITS_DATA_DIR)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_ARTIFACT, help="TorchScript file to write")
+    parser.add_argument("--out", type=Path, help=f"TorchScript file to write (default: {DEFAULT_ARTIFACT})")
+    parser.add_argument(
+        "--version",
+        help="write a new version (MAJOR.MINOR.PATCH, named in its card) into the model repository --repository",
+    )
+    parser.add_argument(
+        "--repository", type=Path, default=DEFAULT_REPOSITORY, help="model repository --version writes into"
+    )
     parser.add_argument("--epochs", type=int, help="default: the recipe's (model/train.py TrainConfig)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--batch-size", type=int)
@@ -122,6 +170,17 @@ def _add_evaluate(sub: Subcommands) -> None:
     parser.add_argument("artifact", type=Path, nargs="?", default=DEFAULT_ARTIFACT)
     parser.add_argument("--data-dir", type=Path, help="MNIST directory (default: $DIGITS_DATA_DIR)")
     parser.set_defaults(handler=_evaluate)
+
+
+def _add_probes(sub: Subcommands) -> None:
+    parser = sub.add_parser(
+        "probes",
+        help="record an artifact's probe set in its card: per class, the first MNIST test digit it labels right "
+        "(training records it; this fills it in for a card from before), the artifact untouched",
+    )
+    parser.add_argument("artifact", type=Path, nargs="?", default=DEFAULT_ARTIFACT)
+    parser.add_argument("--data-dir", type=Path, help="MNIST directory (default: $DIGITS_DATA_DIR)")
+    parser.set_defaults(handler=_probes)
 
 
 def _add_serve(sub: Subcommands) -> None:
@@ -184,6 +243,7 @@ def _add_benchmark(sub: Subcommands) -> None:
 COMMANDS: list[Callable[[Subcommands], None]] = [
     _add_train,
     _add_evaluate,
+    _add_probes,
     _add_serve,
     _add_api_key,
     _add_monitor,

@@ -11,6 +11,7 @@ from model.mnist import DEFAULT_MIRRORS
 
 ARTIFACT_DIR = Path(__file__).parent / "artifacts"
 DEFAULT_ARTIFACT = ARTIFACT_DIR / "digits.pt"
+DEFAULT_REPOSITORY = Path(__file__).parent / "versions"  # the shipped model repository (model/repository.py)
 
 
 class DataSettings(BaseSettings):
