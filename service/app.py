@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
+from model.repository import ModelVersion
 from service.backends.embedded import EmbeddedBackend
 from service.core.api_keys import ApiKeys
 from service.core.backend import Backend
 from service.core.errors import ErrorCode
 from service.core.gateway import Gateway
-from service.core.oip.metadata import ServedModel
 from service.core.settings import Settings, get_settings
 from service.http.auth import ApiKeyMiddleware, document_api_keys, protected_paths
 from service.http.error_handlers import ErrorResponder
@@ -34,17 +34,23 @@ The same model speaks the Open Inference Protocol v2 (KServe / Triton) under `/v
 its errors have the protocol's shape `{"error": "<code>: <message>", "code", "index"?}`."""
 
 
-def build_backend(settings: Settings) -> Backend:
-    if settings.model.backend == "torchserve":
-        from service.backends.torchserve.client import TorchServeBackend
+def backend_factory(settings: Settings) -> Callable[[ModelVersion], Backend]:
+    """What runs a model version: the embedded model, or TorchServe (which serves the one artifact it was given)."""
 
-        return TorchServeBackend.from_settings(settings)
-    return EmbeddedBackend(settings.model.artifact, settings.model.device, settings.model.torch_threads)
+    def build_backend(version: ModelVersion) -> Backend:
+        if settings.model.backend == "torchserve":
+            from service.backends.torchserve.client import TorchServeBackend
+
+            return TorchServeBackend.from_settings(settings)
+        return EmbeddedBackend(version.artifact, settings.model.device, settings.model.torch_threads)
+
+    return build_backend
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    gateway = Gateway.create(settings, build_backend(settings))
+    gateway = Gateway.create(settings, backend_factory(settings))
+    first_card = gateway.models.loader.repository.read(gateway.models.initial_version).card
     api_keys = ApiKeys(settings.auth.api_keys_file) if settings.auth.api_keys_file else None
 
     history = MetricsHistory(gateway.metrics.exported, settings.telemetry)
@@ -69,15 +75,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="digits",
-        version=gateway.inference.card.version,
+        version=first_card.version,
         description=DESCRIPTION,
         lifespan=lifespan,
         # Prometheus is our telemetry; FastAPI's built-in OpenTelemetry hooks cost ~10 % per request.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.gateway = gateway
+    rollout = settings.rollout
+    app.state.sticky = {"request": None, "api_key": "api_key", "header": rollout.traffic_sticky_header}[
+        rollout.traffic_sticky
+    ]
     app.state.metrics_history = history
-    app.state.served_model = ServedModel(gateway.inference.card)
 
     def count_error(code: ErrorCode) -> None:
         gateway.metrics.errors.labels(code=code.value).inc()

@@ -40,6 +40,56 @@ class ModelSettings(_Group):
     torch_threads: int = Field(1, ge=1, description="intra-op threads of the embedded model")
 
 
+class RepositorySettings(_Group):
+    """Several model versions: where they are, where the serving state every process shares is kept."""
+
+    model_repository: Path | None = Field(
+        None, description="a directory of versions (<version>/digits.pt and digits.json); unset: DIGITS_ARTIFACT alone"
+    )
+    model_version: str | None = Field(None, description="the version to serve first (default: the newest)")
+    repository_autoload: bool = Field(False, description="load a version directory as soon as it appears")
+    repository_poll_seconds: float = Field(
+        1.0, gt=0, description="how often each process checks the shared state, the repository and its rollout"
+    )
+    state_dir: Path | None = Field(
+        None,
+        description="the serving state (versions, traffic policy, rollout) shared by every process and replica; "
+        "default: ~/.local/state/digits/<port>",
+    )
+
+
+class RolloutSettings(_Group):
+    """Traffic between versions, shadow copies, and the automatic rollout's plan and gates."""
+
+    rollout_steps: list[str] = Field(
+        ["shadow", "5", "25", "50", "100"], description="the plan: shadow, then the candidate's share in percent"
+    )
+    rollout_step_min_requests: int = Field(
+        200, ge=1, description="a step holds until the candidate answered (or shadowed) this many requests"
+    )
+    rollout_step_min_seconds: float = Field(30.0, ge=0, description="and until this long has passed")
+    rollout_gate_min_samples: int = Field(50, ge=1, description="requests a gate needs before it can fail a step")
+    rollout_max_p99_ratio: float = Field(1.5, gt=0, description="candidate's p99 latency over stable's, at most")
+    rollout_max_error_ratio: float = Field(
+        2.0, ge=1, description="candidate's error rate over stable's (at least 0.1 %), at most"
+    )
+    rollout_min_agreement: float = Field(
+        0.97, ge=0, le=1, description="share of shadowed images whose top label agrees with stable's, at least"
+    )
+    rollout_max_confidence_drop: float = Field(
+        0.02, ge=0, le=1, description="drop of the mean top-1 probability against stable's, at most"
+    )
+    rollout_keep_previous_seconds: float = Field(
+        600.0, ge=0, description="after a promotion the previous version stays loaded this long: an instant rollback"
+    )
+    traffic_sticky: Literal["request", "api_key", "header"] = Field(
+        "request", description="what keeps a client on one version: nothing, its API key, or the header below"
+    )
+    traffic_sticky_header: str = Field("X-Digits-Client", description="the header with traffic_sticky=header")
+    shadow_sampling: float = Field(1.0, ge=0, le=1, description="share of stable's requests copied in a shadow step")
+    shadow_max_share: float = Field(0.5, gt=0, le=1, description="cap on shadow copies' share of all model time")
+
+
 class BatchingSettings(_Group):
     """Dynamic batching and admission (service/core/batcher.py)."""
 
@@ -123,11 +173,25 @@ class Settings(BaseModel):
 
     server: ServerSettings = Field(default_factory=ServerSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
+    repository: RepositorySettings = Field(default_factory=RepositorySettings)
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     torchserve: TorchServeSettings = Field(default_factory=TorchServeSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+
+    @model_validator(mode="after")
+    def _a_repository_is_served_here(self) -> Self:
+        if self.repository.model_repository is not None and self.model.backend == "torchserve":
+            raise ValueError(
+                "DIGITS_MODEL_REPOSITORY serves several versions in this process: TorchServe serves one; unset "
+                "DIGITS_MODEL_REPOSITORY or use DIGITS_BACKEND=embedded"
+            )
+        return self
+
+    def state_directory(self) -> Path:
+        return self.repository.state_dir or Path.home() / ".local" / "state" / "digits" / str(self.server.port)
 
     @model_validator(mode="after")
     def _a_request_fits_a_batch(self) -> Self:

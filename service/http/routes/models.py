@@ -22,8 +22,8 @@ LAYER_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/v1/models/digits", summary="Model card plus serving info (backend, device, batching)")
-async def model_card(gateway: GatewayDep) -> JSONBytesResponse:
-    return JSONBytesResponse({**gateway.inference.card.model_dump(mode="json"), "serving": gateway.serving_info()})
+async def model_card(gateway: GatewayDep, inference: InferenceDep) -> JSONBytesResponse:
+    return JSONBytesResponse({**inference.card.model_dump(mode="json"), "serving": gateway.serving_info()})
 
 
 @router.get(
