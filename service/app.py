@@ -22,7 +22,7 @@ from service.http.auth import ApiKeyMiddleware, document_api_keys, protected_pat
 from service.http.error_handlers import ErrorResponder
 from service.http.middleware import BodySizeLimitMiddleware, MetricsMiddleware
 from service.http.request_route import DirectRoutes
-from service.http.routes import health, models, predict, v2
+from service.http.routes import health, models, predict, repository, rollout, v2
 from service.http.security_headers import SecurityHeadersMiddleware
 from service.ui import pages
 from service.ui.history import MetricsHistory
@@ -82,9 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.gateway = gateway
-    rollout = settings.rollout
-    app.state.sticky = {"request": None, "api_key": "api_key", "header": rollout.traffic_sticky_header}[
-        rollout.traffic_sticky
+    traffic = settings.rollout
+    app.state.sticky = {"request": None, "api_key": "api_key", "header": traffic.traffic_sticky_header}[
+        traffic.traffic_sticky
     ]
     app.state.metrics_history = history
 
@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=gateway.metrics)
-    for router in (predict.router, models.router, health.router, v2.router, pages.router):
+    for router in (predict.router, models.router, health.router, v2.router, repository.router, rollout.router,
+                   pages.router):  # fmt: skip
         app.include_router(router)
     return app

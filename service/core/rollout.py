@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from service.core.errors import ApiError, ErrorCode
 from service.core.metrics import Metrics
@@ -123,9 +123,19 @@ class RolloutController:
         self.settings = settings
         self.metrics = metrics
 
-    def status(self) -> Rollout | None:
-        state = self.models.store.read()
-        return None if state is None else state.rollout
+    def report(self) -> dict[str, Any]:
+        """The shared state and, for a running rollout, each version's figures over the step so far."""
+        state = self.models.store.read() or self.models.initial_state()
+        report: dict[str, Any] = state.model_dump(mode="json", exclude={"rollout": {"baselines"}})
+        rollout = state.rollout
+        if rollout is not None and rollout.status == "running":
+            totals = self.totals()
+            report["window"] = {
+                version: _figures(totals.get(version, StatsTotals()) - rollout.baselines.get(version, StatsTotals()))
+                for version in (rollout.previous, rollout.candidate)
+            }
+            report["gates"] = self.settings.model_dump(include=GATES)
+        return report
 
     async def start(self, candidate: str, steps: list[str] | None = None) -> Rollout:
         plan = check_steps(steps or self.settings.rollout_steps)
@@ -145,6 +155,14 @@ class RolloutController:
         self.metrics.rollout_step.labels(candidate=candidate).set(0)
         await self.models.converge(state)
         return rollout
+
+    async def set_policy(self, policy: TrafficPolicy) -> None:
+        """A traffic policy set by hand; refused while a rollout runs (it sets the policy itself)."""
+        state = self.models.store.read()
+        if state is not None and state.rollout is not None and state.rollout.status == "running":
+            raise ApiError(ErrorCode.rollout_conflict, f"a rollout of {state.rollout.candidate} is running; abort it "
+                           "before setting the traffic by hand")  # fmt: skip
+        await self.models.set_policy(policy, f"traffic policy set by hand: {policy.model_dump(exclude_defaults=True)}")
 
     async def abort(self) -> Rollout:
         """Stop the running rollout and send all traffic to stable: an operator's decision, not a breach."""
@@ -217,6 +235,30 @@ class RolloutController:
 
     def _update(self) -> AbstractContextManager[ServingState]:
         return self.models.store.update(self.models.initial_state())
+
+
+GATES = {
+    "rollout_step_min_requests",
+    "rollout_step_min_seconds",
+    "rollout_max_p99_ratio",
+    "rollout_max_error_ratio",
+    "rollout_min_agreement",
+    "rollout_max_confidence_drop",
+}
+
+
+def _figures(window: StatsTotals) -> dict[str, float | int | None]:
+    p99 = window.latency_quantile(0.99)
+    return {
+        "requests": window.requests,
+        "errors": window.errors,
+        "error_rate": window.error_rate,
+        "p99_seconds": p99,
+        "mean_confidence": window.mean_confidence,
+        "shadow_compared": window.shadow_compared,
+        "agreement": window.agreement,
+        "mean_shadow_shift": window.mean_shadow_shift,
+    }
 
 
 def _rebased(rollout: Rollout, totals: dict[str, StatsTotals]) -> Rollout:

@@ -66,3 +66,21 @@ def require_loaded(inference: Inference) -> Inference:
     if not inference.loaded:
         raise ApiError(ErrorCode.not_ready, "the model is still loading", headers={"Retry-After": "1"})
     return inference
+
+
+ADMIN_KEY_NEEDED = (
+    "the repository and rollout endpoints need an admin key: set DIGITS_API_KEYS_FILE with a key whose line ends in "
+    "role=admin (digits api-key --role admin)"
+)
+
+
+async def require_admin(request: Request) -> None:
+    """Refuse a caller that is not an admin: 403 without any key file or with a predict key (no key at all was
+    answered 401 by the key middleware already)."""
+    caller = request.scope.get("state", {}).get("caller")
+    if caller is None or not caller.is_admin:
+        raise ApiError(ErrorCode.forbidden, ADMIN_KEY_NEEDED if caller is None else f"the key of {caller.name} may "
+                       "predict only; the repository and rollout endpoints need a role=admin key")  # fmt: skip
+
+
+AdminOnly = Depends(require_admin)
