@@ -155,11 +155,14 @@ class Inference:
     async def _setup(self) -> None:
         try:
             await self.backend.setup()
-            self.layer_parameters = await asyncio.to_thread(LayerParameters.load, self.artifact, self.card)
         except Exception as exc:  # reported by /readyz; the process stays up for diagnosis
             log.exception("backend setup failed")
             self.setup_error = f"backend setup failed: {exc}"
         else:
+            try:
+                self.layer_parameters = await asyncio.to_thread(LayerParameters.load, self.artifact, self.card)
+            except ValueError as exc:  # it serves; only its layers' parameters cannot be shown
+                log.warning("model %s: no layer parameters to show: %s", self.card.version, exc)
             # Everything loaded by now (torch, the model, the app) lives as long as the process. Frozen, the
             # collector stops rescanning it, which otherwise stalls every request for 100+ ms at a time.
             gc.freeze()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 
 from service.core.errors import ApiError, ErrorCode
 from service.core.gateway import Gateway
 from service.core.inference import Inference
+from service.core.schemas import ErrorResponse
 from service.core.served_models import ServedModels
 
 VERSION_QUERY = Query(description="a loaded model version (default: the one the traffic policy picks)")
@@ -46,6 +47,12 @@ async def get_inference(request: Request, version: Annotated[str | None, VERSION
     """The loaded ``version``, or the one the traffic policy picks."""
     return models_of(request).select(version, routing_key_of(request))
 
+
+# What a route that takes ``?version=`` may answer beside its own errors.
+VERSION_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "the version asked for is not loaded (unknown_model)"},
+    503: {"model": ErrorResponse, "description": "not_ready: the model is still loading"},
+}
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 InferenceDep = Annotated[Inference, Depends(get_inference)]

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from service.http.dependencies import InferenceDep
+from service.http.dependencies import VERSION_ERRORS, InferenceDep
 from service.http.responses import JSONBytesResponse
 from service.ui.dependencies import MetricsHistoryDep
 from service.ui.diagram import card_svg
@@ -42,7 +42,7 @@ async def dashboard_page() -> FileResponse:
     tags=["model"],
     summary="SVG diagram of the served network, drawn from the model card's layer table",
     response_class=Response,
-    responses={200: {"content": {"image/svg+xml": {}}}},
+    responses={200: {"content": {"image/svg+xml": {}}}, **VERSION_ERRORS},
 )
 async def diagram(inference: InferenceDep) -> Response:
     return Response(card_svg(inference.card), media_type="image/svg+xml")

@@ -20,6 +20,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
         400: "empty body, invalid JSON or base64, undecodable or truncated image",
+        404: "the version asked for is not loaded (unknown_model)",
         413: "body, image or image count over its limit",
         415: "unsupported content type",
         422: "invalid options, pixels or image size",

@@ -17,6 +17,7 @@ router = APIRouter(prefix="/v1", tags=["rollout (admin)"], dependencies=[AdminOn
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in {
+        400: "the body is not valid JSON (invalid_json)",
         401: "no API key",
         403: "not an admin key, or no key file at all",
         404: "no such version",
@@ -36,7 +37,7 @@ async def rollout_status(request: Request) -> JSONBytesResponse:
     return JSONBytesResponse(gateway_of(request).rollout.report())
 
 
-@router.post("/rollout", summary="Start rolling out a candidate version", status_code=202, responses=ERRORS)
+@router.post("/rollout/start", summary="Start rolling out a candidate version", status_code=202, responses=ERRORS)
 async def start_rollout(request: Request, body: RolloutRequest) -> JSONBytesResponse:
     controller = gateway_of(request).rollout
     await controller.start(body.candidate, body.steps)
