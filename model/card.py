@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import numpy as np
 from pydantic import BaseModel, Field
 
+from model.baseline import Baseline
+
 if TYPE_CHECKING:
     import torch
 
@@ -119,6 +121,7 @@ class ModelCard(BaseModel):
     training: Training
     calibration: Calibration | None = None
     evaluation: Evaluation = Field(description="The artifact as served (calibrated), on the MNIST test digits")
+    baseline: Baseline | None = Field(None, description="What the drift monitor compares the served inputs with")
 
     @property
     def feature_layers(self) -> list[str]:

@@ -8,8 +8,10 @@ from typing import Any
 from model.card import load_card
 from service.core.backend import Backend
 from service.core.batcher import Batcher
+from service.core.drift import DriftMonitor
 from service.core.inference import Inference
 from service.core.metrics import Metrics
+from service.core.payload_log import PayloadLog
 from service.core.settings import Settings
 from service.core.types import Limits
 
@@ -38,7 +40,25 @@ class Gateway:
             name=card.name, version=card.version, sha256=card.sha256, backend=backend.name, device=backend.device
         ).set(1)
         limits = Limits(settings.limits.max_images_per_request, settings.limits.max_image_pixels)
-        return cls(settings, metrics, Inference(settings.model.artifact, card, backend, batcher, metrics, limits))
+        inference = Inference(settings.model.artifact, card, backend, batcher, metrics, limits)
+        monitoring, payloads = settings.monitoring, settings.payload_log
+        if monitoring.drift_monitoring and card.baseline is not None:
+            inference.drift = DriftMonitor(
+                card.baseline,
+                card.version,
+                metrics,
+                window=monitoring.drift_window_images,
+                refresh_seconds=monitoring.drift_refresh_seconds,
+            )
+        if payloads.payload_log_dir is not None:
+            inference.payload_log = PayloadLog(
+                payloads.payload_log_dir,
+                card,
+                per_second=payloads.payload_log_per_second,
+                max_bytes=payloads.payload_log_max_bytes,
+                backups=payloads.payload_log_backups,
+            )
+        return cls(settings, metrics, inference)
 
     async def start(self) -> None:
         # Several workers share the port, each with a socket of its own (service/workers.py), which uvicorn makes
