@@ -171,12 +171,14 @@ class Quotas:
     def __init__(self, buckets: Buckets, metrics: Metrics) -> None:
         self.buckets = buckets
         self.metrics = metrics
-        self._quotas: dict[Caller, Quota | None] = {}
+        self._quotas: dict[tuple[str, tuple[tuple[str, str], ...]], Quota | None] = {}
 
     def quota(self, caller: Caller) -> Quota | None:
-        if caller not in self._quotas:
-            self._quotas[caller] = Quota.of(caller)
-        return self._quotas[caller]
+        """The caller's quota, read once per version of its key line."""
+        line = (caller.name, tuple(sorted(caller.options.items())))
+        if line not in self._quotas:
+            self._quotas[line] = Quota.of(caller)
+        return self._quotas[line]
 
     def charge(self, charge: Charge, kind: Kind, amount: int) -> None:
         """Take ``amount`` from the caller's ``kind`` bucket, or refuse with 429 ``quota_exceeded``."""
