@@ -2,8 +2,9 @@
 
 Every answered image adds a row to a ring (its :class:`InputStats`, predicted class and top-1 confidence): the hot
 path costs a row's copy. Every ``refresh_seconds`` the window is scored, one PSI per statistic (model/baseline.py
-says why PSI), and exported as gauges labelled by the model's version. With several worker processes each keeps
-the window of the images it served; the gauges report the highest worker's score.
+says why PSI), exported as gauges labelled by the model's version, and the preprocessing paths are counted. With
+several worker processes each keeps the window of the images it served; the gauges report the highest worker's
+score.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class DriftMonitor:
         self._means = {name: metrics.drift_window_mean.labels(version=version, statistic=name) for name in STATISTICS}
         self._window_images = metrics.drift_window_images.labels(version=version)
         self._paths = {path: metrics.preprocess_paths.labels(version=version, path=path) for path in PATHS}
+        self._paths_seen = dict.fromkeys(PATHS, 0)  # since the last refresh, which adds them to the counters
         for name, statistic in baseline.statistics.items():
             metrics.drift_baseline_mean.labels(version=version, statistic=name).set(statistic.mean)
 
@@ -52,16 +54,14 @@ class DriftMonitor:
         count = len(probabilities)
         if count == 0 or len(measured) != count:
             return
-        rows = np.empty((count, len(STATISTICS)))
-        rows[:, : len(INPUT_STATISTICS)] = [stats[: len(INPUT_STATISTICS)] for stats in measured]
-        rows[:, -2] = probabilities.argmax(axis=1)
-        rows[:, -1] = probabilities.max(axis=1)
-        at = (self._next + np.arange(count)) % self.window if count > 1 else self._next
-        self._ring[at] = rows
-        self._next = (self._next + count) % self.window
+        labels = probabilities.argmax(axis=1).tolist()
+        confidences = probabilities.max(axis=1).tolist()
+        ring, inputs = self._ring, len(INPUT_STATISTICS)
+        for stats, label, confidence in zip(measured, labels, confidences, strict=True):
+            ring[self._next] = (*stats[:inputs], label, confidence)
+            self._next = (self._next + 1) % self.window
+            self._paths_seen[stats.path] += 1
         self._filled = min(self._filled + count, self.window)
-        for stats in measured:
-            self._paths[stats.path].inc()
         if time.monotonic() - self._refreshed >= self.refresh_seconds:
             self.refresh()
 
@@ -84,4 +84,8 @@ class DriftMonitor:
             self._scores[name].set(score.psi)
             self._means[name].set(score.mean)
         self._window_images.set(self._filled)
+        for path, seen in self._paths_seen.items():
+            if seen:
+                self._paths[path].inc(seen)
+                self._paths_seen[path] = 0
         return scores

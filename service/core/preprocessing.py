@@ -140,7 +140,7 @@ def to_mnist_field(
             )
         field = gray.astype(np.float32, copy=False)
         if measured is not None:
-            measured.append(InputStats(float(field.mean()) / 255.0, NAN, NAN, NAN, NAN, NAN, "none"))
+            measured.append(InputStats(float(field.sum()) / (255.0 * FIELD * FIELD), NAN, NAN, NAN, NAN, NAN, "none"))
         return field
     if gray.dtype != np.uint8:
         gray = gray.astype(np.float32, copy=False)
