@@ -48,10 +48,16 @@ def _train(args: argparse.Namespace) -> int:
 
 def _train_to(args: argparse.Namespace, out: Path | None) -> int:
     from model.mnist import load_mnist
-    from model.train import TrainConfig, train
+    from model.payload_records import with_extra_digits
+    from model.train import VALIDATION_SAMPLES, TrainConfig, train
+    from ops.baseline import record_baseline
 
     settings = DataSettings()
     data = load_mnist(args.data_dir or settings.data_dir, mirrors=settings.mnist_mirrors)
+    if args.extra_data:
+        before = len(data.train.labels)
+        data = with_extra_digits(data, args.extra_data, VALIDATION_SAMPLES)
+        print(f"training on {len(data.train.labels) - before} labelled digits of the payload logs besides MNIST")
     chosen = {"epochs": args.epochs, "seed": args.seed, "batch_size": args.batch_size, "version": args.version}
     config = TrainConfig(
         out=out or DEFAULT_ARTIFACT,
@@ -60,6 +66,7 @@ def _train_to(args: argparse.Namespace, out: Path | None) -> int:
         **{name: value for name, value in chosen.items() if value is not None},
     )
     card = train(data, config)
+    card = record_baseline(config.out, data)
     print(
         f"wrote {config.out} and its card (version {card.version}): test accuracy {card.evaluation.accuracy:.2%}, "
         f"{card.parameter_count} parameters, {card.training.wall_time_seconds:.0f} s on {card.training.device}"
@@ -162,7 +169,33 @@ def _add_train(sub: Subcommands) -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--limit", type=int, help="train on the first N digits only (smoke runs)")
+    parser.add_argument(
+        "--extra-data",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="payload log files (JSON lines): their records with a label are trained on too",
+    )
     parser.set_defaults(handler=_train)
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    from model.mnist import load_mnist
+    from ops.baseline import record_baseline
+
+    settings = DataSettings()
+    data = load_mnist(args.data_dir or settings.data_dir, download=False)
+    card = record_baseline(args.artifact, data)
+    assert card.baseline is not None
+    print(f"recorded the drift baseline of {args.artifact} in its card: {card.baseline.description}")
+    return 0
+
+
+def _add_baseline(sub: Subcommands) -> None:
+    parser = sub.add_parser("baseline", help="record an artifact's drift baseline in its card, without retraining")
+    parser.add_argument("artifact", type=Path, nargs="?", default=DEFAULT_ARTIFACT)
+    parser.add_argument("--data-dir", type=Path, help="MNIST directory (default: $DIGITS_DATA_DIR)")
+    parser.set_defaults(handler=_baseline)
 
 
 def _add_evaluate(sub: Subcommands) -> None:
@@ -242,6 +275,7 @@ def _add_benchmark(sub: Subcommands) -> None:
 
 COMMANDS: list[Callable[[Subcommands], None]] = [
     _add_train,
+    _add_baseline,
     _add_evaluate,
     _add_probes,
     _add_serve,

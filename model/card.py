@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import numpy as np
 from pydantic import BaseModel, Field
 
+from model.baseline import Baseline
+
 if TYPE_CHECKING:
     import torch
 
@@ -129,6 +131,7 @@ class ModelCard(BaseModel):
     evaluation: Evaluation = Field(description="The artifact as served (calibrated), on the MNIST test digits")
     # Recorded at training from model 2.1.0 on (added to 2.1.0's card afterwards); empty in earlier cards.
     probes: list[Probe] = Field([], description="One test digit per class the model labels right (model/probes.py)")
+    baseline: Baseline | None = Field(None, description="What the drift monitor compares the served inputs with")
 
     @property
     def feature_layers(self) -> list[str]:

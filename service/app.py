@@ -4,6 +4,7 @@ with its routes, pages, middleware and error map."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
@@ -17,10 +18,13 @@ from service.core.api_keys import ApiKeys
 from service.core.backend import Backend
 from service.core.errors import ErrorCode
 from service.core.gateway import Gateway
+from service.core.metrics import MULTIPROCESS_DIR_VARIABLE
+from service.core.quotas import LocalBuckets, Quotas, SharedBuckets, shared_buckets_path
 from service.core.settings import Settings, get_settings
 from service.http.auth import ApiKeyMiddleware, document_api_keys, protected_paths
 from service.http.error_handlers import ErrorResponder
 from service.http.middleware import BodySizeLimitMiddleware, MetricsMiddleware
+from service.http.quota import QuotaMiddleware
 from service.http.request_route import DirectRoutes
 from service.http.routes import health, models, predict, repository, rollout, v2
 from service.http.security_headers import SecurityHeadersMiddleware
@@ -93,10 +97,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     errors = ErrorResponder(on_error=count_error)
     errors.install(app)
-    # Added innermost first: a request meets metrics, security headers, CORS, the body limit, the key check,
-    # then the predict route served directly, or the app.
+    # Added innermost first: a request meets metrics, security headers, CORS, the body limit, the key check, the
+    # key's quota, then the predict route served directly, or the app.
     app.add_middleware(DirectRoutes, routes=predict.router.routes, on_exception=errors)
     if api_keys is not None:
+        shared = shared_buckets_path(os.environ.get(MULTIPROCESS_DIR_VARIABLE))
+        quotas = Quotas(LocalBuckets() if shared is None else SharedBuckets(shared), gateway.metrics)
+        app.add_middleware(QuotaMiddleware, quotas=quotas, on_error=count_error)
         protected = protected_paths(settings.auth.auth_metrics)
         app.add_middleware(ApiKeyMiddleware, keys=api_keys, protected=protected, on_error=count_error)
         document_api_keys(app, protected)

@@ -49,6 +49,7 @@ class ErrorCode(StrEnum):
     backend_unavailable = "backend_unavailable", 503
     backend_timeout = "backend_timeout", 504
     unauthorized = "unauthorized", 401
+    quota_exceeded = "quota_exceeded", 429
     forbidden = "forbidden", 403
     version_in_use = "version_in_use", 409
     rollout_conflict = "rollout_conflict", 409

@@ -13,8 +13,11 @@ from model.repository import ModelRepository, ModelVersion
 from service.core.backend import Backend
 from service.core.batcher import Batcher
 from service.core.coordination import Coordinator
+from service.core.drift import DriftMonitor
+from service.core.inference import Inference
 from service.core.loading import VersionLoader
 from service.core.metrics import Metrics
+from service.core.payload_log import PayloadLog
 from service.core.rollout import RolloutController
 from service.core.served_models import ServedModels
 from service.core.serving_state import StateStore
@@ -52,7 +55,23 @@ class Gateway:
         root = settings.repository.model_repository
         repository = ModelRepository(root) if root else ModelRepository.of_artifact(settings.model.artifact)
         limits = Limits(settings.limits.max_images_per_request, settings.limits.max_image_pixels)
-        loader = VersionLoader(repository, make_backend, make_batcher, metrics, limits, check_probes=root is not None)
+        monitoring, payloads = settings.monitoring, settings.payload_log
+
+        def equip(inference: Inference) -> None:
+            """Each version's own drift monitor (against its card's baseline) and payload log."""
+            card = inference.card
+            if monitoring.drift_monitoring and card.baseline is not None:
+                inference.drift = DriftMonitor(card.baseline, card.version, metrics,
+                                               window=monitoring.drift_window_images,
+                                               refresh_seconds=monitoring.drift_refresh_seconds)  # fmt: skip
+            if payloads.payload_log_dir is not None:
+                inference.payload_log = PayloadLog(payloads.payload_log_dir, card,
+                                                   per_second=payloads.payload_log_per_second,
+                                                   max_bytes=payloads.payload_log_max_bytes,
+                                                   backups=payloads.payload_log_backups)  # fmt: skip
+
+        loader = VersionLoader(repository, make_backend, make_batcher, metrics, limits, check_probes=root is not None,
+                               equip=equip)  # fmt: skip
         # A single artifact keeps its state in memory; a repository's is shared by every process and kept.
         store = StateStore(settings.state_directory() if root else settings.repository.state_dir)
         initial = settings.repository.model_version or repository.latest()

@@ -23,12 +23,16 @@ import numpy as np
 from model.card import ModelCard
 from service.core.backend import Backend
 from service.core.batcher import Batcher
+from service.core.drift import DriftMonitor
 from service.core.errors import ApiError, ErrorCode
 from service.core.explanations import FieldTrace
 from service.core.layer_parameters import LayerParameters
 from service.core.metrics import Metrics
 from service.core.oip.metadata import ServedModel
+from service.core.payload_log import PayloadLog
 from service.core.pipeline import Pipeline
+from service.core.preprocessing import InputStats
+from service.core.quotas import charge_images
 from service.core.schemas import PredictOptions
 from service.core.types import BatchOutput, Limits, RawInput
 from service.core.version_stats import VersionStats
@@ -101,6 +105,8 @@ class Inference:
         self.stats = VersionStats(card.version, metrics)
         self._loaded = False
         self._setup_task: asyncio.Task[None] | None = None
+        self.drift: DriftMonitor | None = None  # set by whoever builds it, as are the two below
+        self.payload_log: PayloadLog | None = None
 
     @property
     def loaded(self) -> bool:
@@ -134,15 +140,23 @@ class Inference:
         with self.batcher.arrival():
             call = await read(self)
             inputs, options = call.inputs, call.options
+            charge_images(len(inputs))
             layers = pipeline.layers(options.features)
             traces = None
+            measured: list[InputStats] | None = None if self.drift is None else []
             if options.explain:
                 stages = "preprocessing" in options.explain
-                traces = await _off_loop_when_large(inputs, pipeline.trace, inputs, options.preprocess, stages)
+                traces = await _off_loop_when_large(
+                    inputs, pipeline.trace, inputs, options.preprocess, stages, measured
+                )
                 batch = pipeline.normalize([trace.field for trace in traces])
             else:
-                batch = await _off_loop_when_large(inputs, pipeline.prepare, inputs, options.preprocess)
+                batch = await _off_loop_when_large(inputs, pipeline.prepare, inputs, options.preprocess, measured)
         output = await self.batcher.submit(batch, pipeline.outputs(layers, options))
+        if measured is not None and self.drift is not None:
+            self.drift.observe(measured, output.probabilities)
+        if self.payload_log is not None and self.payload_log.sample():
+            self.payload_log.write(batch, output.probabilities)
         return Outcome(call, output, layers, traces, self, batch)
 
     async def start(self, *, wait: bool) -> None:
@@ -179,6 +193,8 @@ class Inference:
         if self._setup_task is not None:
             self._setup_task.cancel()
         await self.backend.close()
+        if self.payload_log is not None:
+            self.payload_log.close()
 
 
 async def _off_loop_when_large(inputs: Sequence[RawInput], work: Callable[..., Prepared], *args: object) -> Prepared:

@@ -35,6 +35,7 @@ class VersionLoader:
         limits: Limits,
         *,
         check_probes: bool,
+        equip: Callable[[Inference], None] = lambda _: None,
     ) -> None:
         self.repository = repository
         self._make_backend = make_backend
@@ -42,6 +43,7 @@ class VersionLoader:
         self._metrics = metrics
         self._limits = limits
         self._check_probes = check_probes
+        self._equip = equip  # what each version gets beside its model: its drift monitor, its payload log
 
     async def load(self, version: str) -> Inference:
         found = await asyncio.to_thread(self.repository.verify, version)
@@ -49,6 +51,7 @@ class VersionLoader:
         backend = self._make_backend(found)
         inference = Inference(found.artifact, found.card, backend, self._make_batcher(backend), self._metrics,
                               self._limits)  # fmt: skip
+        self._equip(inference)
         await inference.start(wait=True)
         try:
             if not inference.loaded:

@@ -192,6 +192,47 @@ class Metrics:
             registry=r,
             multiprocess_mode="max",
         )
+        # Drift of the served inputs and predictions against the card's baseline (service/core/drift.py).
+        self.drift_score = Gauge(
+            "digits_drift_score",
+            "Population stability index of a statistic over the last images against the training baseline",
+            ["version", "statistic"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.drift_window_mean = Gauge(
+            "digits_drift_window_mean",
+            "Mean of a statistic over the drift window",
+            ["version", "statistic"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.drift_baseline_mean = Gauge(
+            "digits_drift_baseline_mean",
+            "Mean of a statistic over the training baseline",
+            ["version", "statistic"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.drift_window_images = Gauge(
+            "digits_drift_window_images",
+            "Images in the drift window",
+            ["version"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.preprocess_paths = Counter(
+            "digits_preprocess_paths", "Inputs by preprocessing path taken", ["version", "path"], registry=r
+        )
+        # Per API key quotas (service/core/quotas.py), labelled by the key's name, never the key.
+        self.key_requests = Counter("digits_key_requests", "Requests by API key name", ["key_name"], registry=r)
+        self.key_images = Counter("digits_key_images", "Images admitted by API key name", ["key_name"], registry=r)
+        self.quota_refusals = Counter(
+            "digits_quota_refusals",
+            "Requests refused with 429 by API key name and quota (requests or images per second)",
+            ["key_name", "quota"],
+            registry=r,
+        )
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:

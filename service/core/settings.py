@@ -166,6 +166,23 @@ class TelemetrySettings(_Group):
         return self
 
 
+class MonitoringSettings(_Group):
+    """Input and prediction drift against the card's training baseline (service/core/drift.py)."""
+
+    drift_monitoring: bool = Field(True, description="score the served inputs and predictions against the baseline")
+    drift_window_images: int = Field(1000, ge=10, description="the drift window: this many last images per worker")
+    drift_refresh_seconds: float = Field(5.0, gt=0, description="how often the window's drift scores are computed")
+
+
+class PayloadLogSettings(_Group):
+    """Sampled payload logging (service/core/payload_log.py): off unless a directory is set."""
+
+    payload_log_dir: Path | None = Field(None, description="where the sampled payloads go as JSON lines; unset: off")
+    payload_log_per_second: float = Field(1.0, gt=0, description="most requests logged per second, per worker")
+    payload_log_max_bytes: int = Field(50 * 1024 * 1024, ge=4096, description="a log file rotates at this size")
+    payload_log_backups: int = Field(5, ge=0, description="rotated files kept per worker, the oldest deleted")
+
+
 class Settings(BaseModel):
     """The gateway's settings, one group per concern; ``Settings()`` reads every group from the environment."""
 
@@ -180,6 +197,8 @@ class Settings(BaseModel):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     torchserve: TorchServeSettings = Field(default_factory=TorchServeSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    payload_log: PayloadLogSettings = Field(default_factory=PayloadLogSettings)
 
     @model_validator(mode="after")
     def _a_repository_is_served_here(self) -> Self:
