@@ -33,6 +33,7 @@ from bench.targets import (
     NaiveTarget,
     PreviousGatewayTarget,
     PreviousReleaseGatewayTarget,
+    ShadowGatewayTarget,
     Target,
     TargetError,
 )
@@ -56,6 +57,7 @@ TARGETS: dict[str, Callable[[], Target]] = {
         PreviousGatewayTarget,
         PreviousReleaseGatewayTarget,
         GatewayTarget,
+        ShadowGatewayTarget,
         TorchServeTarget,
         GatewayOverTorchServeTarget,
     )

@@ -28,8 +28,10 @@ from loadtest.checks import prediction_problem
 from loadtest.processes import CpuMeter
 from loadtest.samples import Sample
 from loadtest.workloads import HttpRequest, Workload, predict_requests
-from model.settings import DEFAULT_ARTIFACT
+from model.settings import DEFAULT_ARTIFACT, DEFAULT_REPOSITORY
 from ops.local_servers import ServerProcess, free_port
+from service.core.serving_state import ServingState, StateStore
+from service.core.traffic import TrafficPolicy
 
 
 class TargetError(RuntimeError):
@@ -241,6 +243,32 @@ class GatewayTarget(ProcessTarget):
 
     def env(self, context: BenchContext, port: int) -> dict[str, str]:
         return {**gateway_env(context, port), "DIGITS_BACKEND": "embedded"}
+
+
+class ShadowGatewayTarget(GatewayTarget):
+    """The gateway serving the shipped repository with a candidate in shadow: every request stable answers is also
+    sent to the candidate, off the response path (dropped when stable is busy or over the shadow's share)."""
+
+    name = "gateway-shadow"
+    description = (
+        "the gateway serving model/versions, stable 2.1.0 with 2.0.0 in shadow at 100 % sampling: what shadow "
+        "traffic costs the stable path"
+    )
+    stable, candidate = "2.1.0", "2.0.0"
+
+    def env(self, context: BenchContext, port: int) -> dict[str, str]:
+        state_dir = context.log_dir / f"{self.name}-state"
+        store = StateStore(state_dir)
+        policy = TrafficPolicy(stable=self.stable, candidate=self.candidate, shadow=1.0)
+        initial = ServingState(versions=[self.stable, self.candidate], policy=policy)
+        with store.update(initial) as state:
+            state.versions, state.policy = initial.versions, initial.policy
+        return {
+            **super().env(context, port),
+            "DIGITS_MODEL_REPOSITORY": str(DEFAULT_REPOSITORY),
+            "DIGITS_MODEL_VERSION": self.stable,
+            "DIGITS_STATE_DIR": str(state_dir),
+        }
 
 
 class PreviousGatewayTarget(GatewayTarget):
