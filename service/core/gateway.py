@@ -11,6 +11,7 @@ from service.core.batcher import Batcher
 from service.core.inference import Inference
 from service.core.metrics import Metrics
 from service.core.settings import Settings
+from service.core.telemetry.tracing import Tracing
 from service.core.types import Limits
 
 
@@ -38,7 +39,9 @@ class Gateway:
             name=card.name, version=card.version, sha256=card.sha256, backend=backend.name, device=backend.device
         ).set(1)
         limits = Limits(settings.limits.max_images_per_request, settings.limits.max_image_pixels)
-        return cls(settings, metrics, Inference(settings.model.artifact, card, backend, batcher, metrics, limits))
+        tracing = Tracing.from_environment()
+        inference = Inference(settings.model.artifact, card, backend, batcher, metrics, limits, tracing)
+        return cls(settings, metrics, inference)
 
     async def start(self) -> None:
         # Several workers share the port, each with a socket of its own (service/workers.py), which uvicorn makes
@@ -48,6 +51,8 @@ class Gateway:
     async def stop(self) -> None:
         await self.inference.stop()
         self.metrics.retire()
+        if self.inference.tracing is not None:
+            self.inference.tracing.shutdown()
 
     def serving_info(self) -> dict[str, Any]:
         s = self.settings

@@ -3,7 +3,8 @@
     admission -> read -> decode, MNIST field, normalize -> batch -> model -> unbatch -> predictions, counting
 
 Protocol adapters (the /v1 and /v2 routes) only translate: their wire format into a :class:`Call` (read inside
-:meth:`Inference.run`, once the request is admitted), and the :class:`Outcome` back into their answer.
+:meth:`Inference.run`, once the request is admitted), and the :class:`Outcome` back into their answer, written
+through :meth:`Outcome.encode` so that encoding is timed as the request's last stage and its trace ends.
 """
 
 from __future__ import annotations
@@ -11,20 +12,24 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from model.card import ModelCard
 from service.core.backend import Backend
-from service.core.batcher import Batcher
+from service.core.batcher import Batcher, DeadlineRefusal
 from service.core.errors import ApiError, ErrorCode
 from service.core.explanations import FieldTrace
 from service.core.layer_parameters import LayerParameters
 from service.core.metrics import Metrics
 from service.core.pipeline import Pipeline
 from service.core.schemas import PredictOptions
+from service.core.telemetry.recorder import RequestTelemetry
+from service.core.telemetry.stages import RequestTiming
+from service.core.telemetry.tracing import Tracing
 from service.core.types import BatchOutput, Limits, RawInput
 
 log = logging.getLogger(__name__)
@@ -54,6 +59,7 @@ class PredictCall:
 
 CallT = TypeVar("CallT", bound=Call)
 Prepared = TypeVar("Prepared")
+Answer = TypeVar("Answer")
 
 
 @dataclass(frozen=True)
@@ -65,21 +71,41 @@ class Outcome(Generic[CallT]):
     layers: list[str]  # the feature layers asked for, in network order
     traces: list[FieldTrace] | None  # each input's field when the call asked for an explanation
     pipeline: Pipeline
+    timing: RequestTiming
+    telemetry: RequestTelemetry
+
+    def encode(self, write: Callable[[], Answer]) -> Answer:
+        """The adapter's answer, ``write()``: timed as the encode stage, which completes the request's stage
+        metrics and ends its span. Every protocol adapter writes its answer through this."""
+        try:
+            answer = write()
+        except Exception as error:
+            self.telemetry.failed(self.timing, error)
+            raise
+        self.telemetry.finish(self.timing)
+        return answer
 
     def predictions(self) -> list[dict[str, Any]]:
         """The public predictions, with each one's explanation when the call asked for it."""
         return self.pipeline.predictions(self.output, self.call.options, self.layers, self.traces)
 
     def body(self) -> bytes:
-        """The /v1 predict response body: the model that answered and the predictions."""
-        return self.pipeline.body(self.predictions())
+        """The /v1 predict response body: the model that answered and the predictions (encoded, as above)."""
+        return self.encode(lambda: self.pipeline.body(self.predictions()))
 
 
 class Inference:
     """A model served by one backend through one batcher: loaded by :meth:`start`, asked by :meth:`run`."""
 
     def __init__(
-        self, artifact: Path, card: ModelCard, backend: Backend, batcher: Batcher, metrics: Metrics, limits: Limits
+        self,
+        artifact: Path,
+        card: ModelCard,
+        backend: Backend,
+        batcher: Batcher,
+        metrics: Metrics,
+        limits: Limits,
+        tracing: Tracing | None = None,
     ) -> None:
         self.artifact = artifact
         self.card = card
@@ -89,6 +115,8 @@ class Inference:
         self.layer_parameters: LayerParameters | None = None  # read off the artifact once loaded
         self.setup_error: str | None = None
         self.metrics = metrics
+        self.tracing = tracing
+        self._telemetry: dict[str, RequestTelemetry] = {}  # by route
         self._loaded = False
         self._setup_task: asyncio.Task[None] | None = None
 
@@ -100,14 +128,38 @@ class Inference:
     def limits(self) -> Limits:
         return self.pipeline.limits
 
-    async def run(self, read: Callable[[Limits], Awaitable[CallT]]) -> Outcome[CallT]:
+    async def run(
+        self,
+        read: Callable[[Limits], Awaitable[CallT]],
+        route: str = "",
+        headers: Mapping[str, str] | None = None,
+        arrived: float | None = None,
+    ) -> Outcome[CallT]:
         """Admit a request, ``read`` it into a call, and answer it. Refused with ``not_ready`` while loading, and
-        (``queue_full``) before its body is read when the model could not serve it within its deadline."""
+        (``queue_full``) before its body is read when the model could not serve it within its deadline.
+        ``route`` labels its stage metrics; ``headers`` carry its W3C trace context (read when tracing is on);
+        ``arrived`` (perf_counter) is when the protocol took the request in, where its read stage starts."""
         if not self._loaded:
             raise ApiError(ErrorCode.not_ready, "the model is still loading", headers={"Retry-After": "1"})
+        telemetry = self._telemetry.get(route) or self._telemetry_of(route)
+        timing = telemetry.start(arrived, headers)
+        try:
+            return await self._run(read, timing, telemetry)
+        except Exception as error:
+            telemetry.failed(timing, error, error.when if isinstance(error, DeadlineRefusal) else None)
+            raise
+
+    def _telemetry_of(self, route: str) -> RequestTelemetry:
+        telemetry = self._telemetry[route] = RequestTelemetry(self.metrics, self.tracing, self.card.version, route)
+        return telemetry
+
+    async def _run(
+        self, read: Callable[[Limits], Awaitable[CallT]], timing: RequestTiming, telemetry: RequestTelemetry
+    ) -> Outcome[CallT]:
         pipeline = self.pipeline
         with self.batcher.arrival():
             call = await read(pipeline.limits)
+            timing.read = time.perf_counter()
             inputs, options = call.inputs, call.options
             layers = pipeline.layers(options.features)
             traces = None
@@ -117,11 +169,13 @@ class Inference:
                 batch = pipeline.normalize([trace.field for trace in traces])
             else:
                 batch = await _off_loop_when_large(inputs, pipeline.prepare, inputs, options.preprocess)
-        output = await self.batcher.submit(batch, pipeline.outputs(layers, options))
+            timing.prepared = time.perf_counter()
+        output = await self.batcher.submit(batch, pipeline.outputs(layers, options), timing)
+        telemetry.answered(timing)
         predicted = self.metrics.predictions_by_label
         for label in output.probabilities.argmax(axis=1).tolist():
             predicted[label].inc()
-        return Outcome(call, output, layers, traces, pipeline)
+        return Outcome(call, output, layers, traces, pipeline, timing, telemetry)
 
     async def start(self, *, wait: bool) -> None:
         """Start batching and load the model, in the background unless ``wait``."""

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 
 from service.core.schemas import ErrorResponse, PredictOptions, PredictRequest, PredictResponse
 from service.http.dependencies import inference_of
+from service.http.middleware import ARRIVED
 from service.http.openapi import request_body_schema
 from service.http.request_route import RequestRoute
 from service.http.requests import read_predict_request
@@ -52,12 +53,16 @@ REQUEST_BODY = {
 }
 
 
+ROUTE = "/v1/predict"
+
+
 @router.post(
-    "/v1/predict",
+    ROUTE,
     summary="Classify handwritten digits",
     responses={200: {"model": PredictResponse}, **ERRORS},
     openapi_extra=REQUEST_BODY,
 )
 async def predict(request: Request) -> JSONBytesResponse:
-    outcome = await inference_of(request).run(partial(read_predict_request, request))
+    read = partial(read_predict_request, request)
+    outcome = await inference_of(request).run(read, ROUTE, request.headers, request.scope.get(ARRIVED))
     return JSONBytesResponse(outcome.body())

@@ -6,6 +6,7 @@ service.core.oip, and inference goes through the same inference object as /v1/pr
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -27,6 +28,7 @@ from service.core.oip.schemas import (
 )
 from service.core.types import Limits
 from service.http.dependencies import GatewayDep, inference_of, require_ready
+from service.http.middleware import ARRIVED
 from service.http.openapi import request_body_schema
 from service.http.responses import JSONBytesResponse
 
@@ -122,8 +124,9 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     async def read(limits: Limits) -> TensorCall:
         return read_inference(await request.body(), request.headers.get(HEADER_LENGTH), model, limits)
 
-    outcome = await inference_of(request).run(read)
-    answer = write_inference(outcome.call, outcome.output, model)
+    route = getattr(request.scope.get("route"), "path", "")
+    outcome = await inference_of(request).run(read, route, request.headers, request.scope.get(ARRIVED))
+    answer = outcome.encode(partial(write_inference, outcome.call, outcome.output, model))
     if answer.header_length is None:
         return JSONBytesResponse(answer.body)
     return Response(
