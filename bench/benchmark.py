@@ -35,6 +35,7 @@ from bench.targets import (
     PreviousReleaseGatewayTarget,
     Target,
     TargetError,
+    TracedGatewayTarget,
 )
 from bench.torchserve_targets import GatewayOverTorchServeTarget, TorchServeTarget
 from bench.wrk import Wrk, WrkError
@@ -56,6 +57,7 @@ TARGETS: dict[str, Callable[[], Target]] = {
         PreviousGatewayTarget,
         PreviousReleaseGatewayTarget,
         GatewayTarget,
+        TracedGatewayTarget,
         TorchServeTarget,
         GatewayOverTorchServeTarget,
     )
