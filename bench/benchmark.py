@@ -36,6 +36,7 @@ from bench.targets import (
     ShadowGatewayTarget,
     Target,
     TargetError,
+    TracedGatewayTarget,
 )
 from bench.torchserve_targets import GatewayOverTorchServeTarget, TorchServeTarget
 from bench.wrk import Wrk, WrkError
@@ -58,6 +59,7 @@ TARGETS: dict[str, Callable[[], Target]] = {
         PreviousReleaseGatewayTarget,
         GatewayTarget,
         ShadowGatewayTarget,
+        TracedGatewayTarget,
         TorchServeTarget,
         GatewayOverTorchServeTarget,
     )

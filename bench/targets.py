@@ -271,6 +271,43 @@ class ShadowGatewayTarget(GatewayTarget):
         }
 
 
+class TracedGatewayTarget(GatewayTarget):
+    name = "gateway-traced"
+    description = (
+        "the gateway with OpenTelemetry tracing on, 1 % of requests sampled (parentbased_traceidratio 0.01), "
+        "exported over OTLP/HTTP to a local receiver (ops/otlp_receiver.py): the cost of tracing against `gateway`"
+    )
+    speaks_oip = True
+    sampled = "0.01"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._receiver: ServerProcess | None = None
+        self._receiver_port = 0
+
+    def start(self, context: BenchContext) -> None:
+        self._receiver_port = free_port()
+        command = [context.python, "-m", "ops.otlp_receiver", "--port", str(self._receiver_port)]
+        self._receiver = ServerProcess(f"{self.name}-otlp-receiver", command, CHECKOUT_ON_PATH, context.log_dir)
+        self._receiver.start(None)
+        super().start(context)
+
+    def stop(self) -> None:
+        super().stop()
+        if self._receiver is not None:
+            self._receiver.stop()
+            self._receiver = None
+
+    def env(self, context: BenchContext, port: int) -> dict[str, str]:
+        return {
+            **super().env(context, port),
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{self._receiver_port}",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": self.sampled,
+        }
+
+
 class PreviousGatewayTarget(GatewayTarget):
     name = "gateway-previous"
     description = (

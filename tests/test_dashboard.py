@@ -45,7 +45,7 @@ REQUIRED_QUERIES = {
     "error rate by version": r'digits_version_requests_total\{outcome="error"\}',
     "traffic shares": r"digits_traffic_share",
     "shadow agreement": r'digits_shadow_comparisons_total\{result="agree"\}',
-    "shadow confidence shift": r"digits_shadow_confidence_shift_bucket",
+    "shadow confidence shift": r"digits_shadow_confidence_sum\{side=\"candidate\"\}",
     "class mix by version": r"sum by \(version, label\) \(increase\(digits_predictions_total",
     "confidence distribution by version": r"sum by \(version, le\) \(increase\(digits_version_confidence_bucket",
     "rollout step": r"digits_rollout_step",

@@ -97,6 +97,7 @@ class MonitoringStack:
             f"--config.file={config_file}",
             f"--storage.tsdb.path={self.workdir / 'data'}",
             f"--web.listen-address={LOOPBACK}:{self.options.prometheus_port}",
+            "--enable-feature=exemplar-storage",  # the stage histograms' trace ids
         ]
         self._start("prometheus", command, f"{self.options.prometheus_url}/-/ready")
         log.info("Prometheus config: %s", config_file)

@@ -35,6 +35,7 @@ import numpy as np
 from service.core.backend import Backend
 from service.core.errors import ApiError, ErrorCode
 from service.core.metrics import Metrics
+from service.core.telemetry.stages import BatchTiming, RequestTiming
 from service.core.throughput import Throughput
 from service.core.types import BatchOutput
 
@@ -45,7 +46,17 @@ class _Pending:
     layers: frozenset[str]
     future: asyncio.Future[BatchOutput]
     deadline: float
+    timing: RequestTiming | None
     enqueued_at: float = field(default_factory=time.perf_counter)
+
+
+class DeadlineRefusal(ApiError):
+    """``queue_full`` because the model could not start the request within its deadline: refused on arrival
+    (``when`` is ``admission``) or dropped from the queue at its deadline (``expired``)."""
+
+    def __init__(self, message: str, when: str, retry_after: str) -> None:
+        super().__init__(ErrorCode.queue_full, message, headers={"Retry-After": retry_after})
+        self.when = when
 
 
 class Batcher:
@@ -112,9 +123,11 @@ class Batcher:
         ahead = self._queued_images + round(self._arriving * self._images_per_request)
         expected_wait = self._running_remainder() + self.throughput.seconds_to_serve(ahead)
         if expected_wait > self.max_queue_wait_seconds:
-            raise self._queue_full(
+            raise DeadlineRefusal(
                 f"the model is busy: {ahead} images wait about {expected_wait * 1000:.0f} ms, "
-                f"longer than the {self.max_queue_wait_seconds * 1000:.0f} ms a request may wait"
+                f"longer than the {self.max_queue_wait_seconds * 1000:.0f} ms a request may wait; retry shortly",
+                "admission",
+                self._retry_after,
             )
 
     @contextlib.contextmanager
@@ -137,10 +150,12 @@ class Batcher:
     def _queue_full(self, why: str) -> ApiError:
         return ApiError(ErrorCode.queue_full, f"{why}; retry shortly", headers={"Retry-After": self._retry_after})
 
-    async def submit(self, inputs: np.ndarray, layers: frozenset[str]) -> BatchOutput:
+    async def submit(
+        self, inputs: np.ndarray, layers: frozenset[str], timing: RequestTiming | None = None
+    ) -> BatchOutput:
         """Queue ``inputs`` (float32 ``[n, 1, 28, 28]``) and wait for their share of a batch (with ``layers``);
         refused at once, or answered at its deadline, as the module's docstring says. A small request that finds
-        no other in flight runs at once instead (the idle fast path)."""
+        no other in flight runs at once instead (the idle fast path). ``timing`` gets the batch's timing."""
         n = int(inputs.shape[0])
         self.admit(n)
         self._images_per_request += 0.1 * (n - self._images_per_request)
@@ -151,9 +166,9 @@ class Batcher:
             finally:
                 self._deciding -= 1
             if self._alone():
-                return self._serve_inline(inputs, layers)
+                return self._serve_inline(inputs, layers, timing)
         deadline = time.perf_counter() + self.max_queue_wait_seconds
-        pending = _Pending(inputs, layers, asyncio.get_running_loop().create_future(), deadline)
+        pending = _Pending(inputs, layers, asyncio.get_running_loop().create_future(), deadline, timing)
         self._queue.append(pending)
         self._queued_images += n
         self._metrics.queue_depth.set(self._queued_images)
@@ -209,7 +224,8 @@ class Batcher:
             self._queued_images -= len(pending.inputs)
             if not pending.future.done():
                 waited = (now - pending.enqueued_at) * 1000
-                pending.future.set_exception(self._queue_full(f"waited {waited:.0f} ms for the model"))
+                message = f"waited {waited:.0f} ms for the model; retry shortly"
+                pending.future.set_exception(DeadlineRefusal(message, "expired", self._retry_after))
 
     def _running_remainder(self) -> float:
         """How long until the model can take the next batch: 0 while a batch slot is free, else until the
@@ -233,15 +249,19 @@ class Batcher:
         """No other request in flight than the one deciding (it counts in none of these)."""
         return not (self._arriving or self._deciding or self._queue or self._running_ends)
 
-    def _serve_inline(self, inputs: np.ndarray, layers: frozenset[str]) -> BatchOutput:
+    def _serve_inline(self, inputs: np.ndarray, layers: frozenset[str], timing: RequestTiming | None) -> BatchOutput:
         started = time.perf_counter()
+        batch = BatchTiming(started, len(inputs), [] if timing is None else [timing], model_started=started)
+        if timing is not None:
+            timing.batch = batch
         self._metrics.inline_batches.inc()
         self._metrics.queue_wait.observe(0.0)
         self._metrics.batch_size.observe(len(inputs))
         try:
             return self._backend.predict_now(inputs, layers)
         finally:
-            self._record_batch(len(inputs), time.perf_counter() - started)
+            batch.model_ended = time.perf_counter()
+            self._record_batch(len(inputs), batch.model_ended - started)
 
     def _record_batch(self, images: int, seconds: float) -> None:
         self.model_seconds += seconds
@@ -251,10 +271,15 @@ class Batcher:
     async def _serve(self, batch: list[_Pending], started: float) -> None:
         for pending in batch:
             self._metrics.queue_wait.observe(started - pending.enqueued_at)
+        timed = [p.timing for p in batch if p.timing is not None]
         inputs = batch[0].inputs if len(batch) == 1 else np.concatenate([p.inputs for p in batch])
+        timing = BatchTiming(started, len(inputs), timed)
+        for request in timed:
+            request.batch = timing
         self._metrics.batch_size.observe(len(inputs))
         expected_end = started + self.throughput.batch_seconds(len(inputs))
         self._running_ends.append(expected_end)
+        timing.model_started = time.perf_counter()
         try:
             output = await self._backend.predict(inputs, frozenset().union(*(p.layers for p in batch)))
         except Exception as exc:
@@ -263,8 +288,9 @@ class Batcher:
                     pending.future.set_exception(exc)
             return
         finally:
+            timing.model_ended = time.perf_counter()
             self._running_ends.remove(expected_end)
-            self._record_batch(len(inputs), time.perf_counter() - started)
+            self._record_batch(len(inputs), timing.model_ended - started)
         offset = 0
         for pending in batch:
             n = len(pending.inputs)

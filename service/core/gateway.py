@@ -23,6 +23,7 @@ from service.core.served_models import ServedModels
 from service.core.serving_state import StateStore
 from service.core.settings import Settings
 from service.core.shadow import ShadowRunner
+from service.core.telemetry.tracing import Tracing
 from service.core.types import Limits
 
 
@@ -33,6 +34,7 @@ class Gateway:
     models: ServedModels
     coordinator: Coordinator
     rollout: RolloutController
+    tracing: Tracing | None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -70,8 +72,9 @@ class Gateway:
                                                    max_bytes=payloads.payload_log_max_bytes,
                                                    backups=payloads.payload_log_backups)  # fmt: skip
 
+        tracing = Tracing.from_environment()
         loader = VersionLoader(repository, make_backend, make_batcher, metrics, limits, check_probes=root is not None,
-                               equip=equip)  # fmt: skip
+                               equip=equip, tracing=tracing)  # fmt: skip
         # A single artifact keeps its state in memory; a repository's is shared by every process and kept.
         store = StateStore(settings.state_directory() if root else settings.repository.state_dir)
         initial = settings.repository.model_version or repository.latest()
@@ -81,7 +84,7 @@ class Gateway:
                                   settings.repository.repository_autoload)  # fmt: skip
         rollout = RolloutController(models, coordinator.totals, settings.rollout, metrics)
         coordinator.controller = rollout
-        return cls(settings, metrics, models, coordinator, rollout)
+        return cls(settings, metrics, models, coordinator, rollout, tracing)
 
     async def start(self) -> None:
         """Load what is served: in the background (/readyz says 503 meanwhile), or with several workers before
@@ -105,6 +108,8 @@ class Gateway:
                 await task
         await self.models.stop()
         self.coordinator.close()
+        if self.tracing is not None:
+            self.tracing.shutdown()
         self.metrics.retire()
 
     def serving_info(self) -> dict[str, Any]:

@@ -4,7 +4,8 @@
 
 Protocol adapters (the /v1 and /v2 routes) only translate: their wire format into a :class:`Call` (read inside
 :meth:`Inference.run`, once the request is admitted, for the model that will answer it), and the :class:`Outcome`
-back into their answer.
+back into their answer, written through :meth:`Outcome.encode` so that encoding is timed as the request's last
+stage and its trace ends.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
@@ -22,7 +23,7 @@ import numpy as np
 
 from model.card import ModelCard
 from service.core.backend import Backend
-from service.core.batcher import Batcher
+from service.core.batcher import Batcher, DeadlineRefusal
 from service.core.drift import DriftMonitor
 from service.core.errors import ApiError, ErrorCode
 from service.core.explanations import FieldTrace
@@ -34,6 +35,9 @@ from service.core.pipeline import Pipeline
 from service.core.preprocessing import InputStats
 from service.core.quotas import charge_images
 from service.core.schemas import PredictOptions
+from service.core.telemetry.recorder import RequestTelemetry
+from service.core.telemetry.stages import RequestTiming
+from service.core.telemetry.tracing import Tracing
 from service.core.types import BatchOutput, Limits, RawInput
 from service.core.version_stats import VersionStats
 
@@ -65,6 +69,7 @@ class PredictCall:
 CallT = TypeVar("CallT", bound=Call)
 Prepared = TypeVar("Prepared")
 Reader = Callable[["Inference"], Awaitable[CallT]]  # reads a request into a call for the model that answers it
+Answer = TypeVar("Answer")
 
 
 @dataclass(frozen=True)
@@ -77,21 +82,42 @@ class Outcome(Generic[CallT]):
     traces: list[FieldTrace] | None  # each input's field when the call asked for an explanation
     inference: Inference  # the model version that answered
     batch: np.ndarray  # the model's input: what a shadow copy sends the candidate
+    timing: RequestTiming
+    telemetry: RequestTelemetry
+
+    def encode(self, write: Callable[[], Answer]) -> Answer:
+        """The adapter's answer, ``write()``: timed as the encode stage, which completes the request's stage
+        metrics and ends its span. Every protocol adapter writes its answer through this."""
+        try:
+            answer = write()
+        except Exception as error:
+            self.telemetry.failed(self.timing, error)
+            raise
+        self.telemetry.finish(self.timing)
+        return answer
 
     def predictions(self) -> list[dict[str, Any]]:
         """The public predictions, with each one's explanation when the call asked for it."""
         return self.inference.pipeline.predictions(self.output, self.call.options, self.layers, self.traces)
 
     def body(self) -> bytes:
-        """The /v1 predict response body: the model version that answered and the predictions."""
-        return self.inference.pipeline.body(self.predictions())
+        """The /v1 predict response body: the model version that answered and the predictions (encoded, as
+        above)."""
+        return self.encode(lambda: self.inference.pipeline.body(self.predictions()))
 
 
 class Inference:
     """A model served by one backend through one batcher: loaded by :meth:`start`, asked by :meth:`run`."""
 
     def __init__(
-        self, artifact: Path, card: ModelCard, backend: Backend, batcher: Batcher, metrics: Metrics, limits: Limits
+        self,
+        artifact: Path,
+        card: ModelCard,
+        backend: Backend,
+        batcher: Batcher,
+        metrics: Metrics,
+        limits: Limits,
+        tracing: Tracing | None = None,
     ) -> None:
         self.artifact = artifact
         self.card = card
@@ -103,6 +129,8 @@ class Inference:
         self.setup_error: str | None = None
         self.metrics = metrics
         self.stats = VersionStats(card.version, metrics)
+        self.tracing = tracing
+        self._telemetry: dict[str, RequestTelemetry] = {}  # by route
         self._loaded = False
         self._setup_task: asyncio.Task[None] | None = None
         self.drift: DriftMonitor | None = None  # set by whoever builds it, as are the two below
@@ -116,29 +144,42 @@ class Inference:
     def limits(self) -> Limits:
         return self.pipeline.limits
 
-    async def run(self, read: Reader[CallT]) -> Outcome[CallT]:
+    async def run(
+        self,
+        read: Reader[CallT],
+        route: str = "",
+        headers: Mapping[str, str] | None = None,
+        arrived: float | None = None,
+    ) -> Outcome[CallT]:
         """Admit a request, ``read`` it into a call for this model, and answer it. Refused with ``not_ready`` while
         loading, and (``queue_full``) before its body is read when the model could not serve it within its
-        deadline."""
-        started = time.perf_counter()
-        try:
-            outcome = await self._run(read)
-        except ApiError as error:
-            if error.status >= 500:
-                self.stats.failed()
-            raise
-        except Exception:
+        deadline. ``route`` labels its stage metrics; ``headers`` carry its W3C trace context (read when tracing
+        is on); ``arrived`` (perf_counter) is when the protocol took the request in, where its read stage starts."""
+        if not self._loaded:
             self.stats.failed()
+            raise ApiError(ErrorCode.not_ready, "the model is still loading", headers={"Retry-After": "1"})
+        started = time.perf_counter()
+        telemetry = self._telemetry.get(route) or self._telemetry_of(route)
+        timing = telemetry.start(arrived, headers)
+        try:
+            outcome = await self._run(read, timing, telemetry)
+        except Exception as error:
+            telemetry.failed(timing, error, error.when if isinstance(error, DeadlineRefusal) else None)
+            if not isinstance(error, ApiError) or error.status >= 500:
+                self.stats.failed()
             raise
         self.stats.answered(time.perf_counter() - started, outcome.output.probabilities)
         return outcome
 
-    async def _run(self, read: Reader[CallT]) -> Outcome[CallT]:
-        if not self._loaded:
-            raise ApiError(ErrorCode.not_ready, "the model is still loading", headers={"Retry-After": "1"})
+    def _telemetry_of(self, route: str) -> RequestTelemetry:
+        telemetry = self._telemetry[route] = RequestTelemetry(self.metrics, self.tracing, self.card.version, route)
+        return telemetry
+
+    async def _run(self, read: Reader[CallT], timing: RequestTiming, telemetry: RequestTelemetry) -> Outcome[CallT]:
         pipeline = self.pipeline
         with self.batcher.arrival():
             call = await read(self)
+            timing.read = time.perf_counter()
             inputs, options = call.inputs, call.options
             charge_images(len(inputs))
             layers = pipeline.layers(options.features)
@@ -152,12 +193,14 @@ class Inference:
                 batch = pipeline.normalize([trace.field for trace in traces])
             else:
                 batch = await _off_loop_when_large(inputs, pipeline.prepare, inputs, options.preprocess, measured)
-        output = await self.batcher.submit(batch, pipeline.outputs(layers, options))
+            timing.prepared = time.perf_counter()
+        output = await self.batcher.submit(batch, pipeline.outputs(layers, options), timing)
+        telemetry.answered(timing)
         if measured is not None and self.drift is not None:
             self.drift.observe(measured, output.probabilities)
         if self.payload_log is not None and self.payload_log.sample():
             self.payload_log.write(batch, output.probabilities)
-        return Outcome(call, output, layers, traces, self, batch)
+        return Outcome(call, output, layers, traces, self, batch, timing, telemetry)
 
     async def start(self, *, wait: bool) -> None:
         """Start batching and load the model, in the background unless ``wait``."""

@@ -16,6 +16,7 @@ from service.core.backend import Backend
 from service.core.batcher import Batcher
 from service.core.inference import Inference
 from service.core.metrics import Metrics
+from service.core.telemetry.tracing import Tracing
 from service.core.types import Limits
 
 BackendFactory = Callable[[ModelVersion], Backend]
@@ -36,6 +37,7 @@ class VersionLoader:
         *,
         check_probes: bool,
         equip: Callable[[Inference], None] = lambda _: None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.repository = repository
         self._make_backend = make_backend
@@ -44,13 +46,14 @@ class VersionLoader:
         self._limits = limits
         self._check_probes = check_probes
         self._equip = equip  # what each version gets beside its model: its drift monitor, its payload log
+        self._tracing = tracing
 
     async def load(self, version: str) -> Inference:
         found = await asyncio.to_thread(self.repository.verify, version)
         await asyncio.to_thread(load_module, found)
         backend = self._make_backend(found)
         inference = Inference(found.artifact, found.card, backend, self._make_batcher(backend), self._metrics,
-                              self._limits)  # fmt: skip
+                              self._limits, self._tracing)  # fmt: skip
         self._equip(inference)
         await inference.start(wait=True)
         try:

@@ -6,6 +6,7 @@ import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.openmetrics import exposition as openmetrics
 
 # Set (by ``digits serve`` with several workers) before the worker processes start: prometheus-client then
 # keeps every value in files there, and any worker can report the sum over all of them.
@@ -45,9 +46,11 @@ LATENCY_BUCKETS = (
     5.0,
     10.0,
 )
+# The stages of a request: finer at the bottom, where decoding, batch assembly and encoding take tens of
+# microseconds.
+STAGE_BUCKETS = (0.00005, 0.0001, 0.00025, *LATENCY_BUCKETS)
 BATCH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256)
 CONFIDENCE_BUCKETS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0)
-SHIFT_BUCKETS = (-0.5, -0.2, -0.1, -0.05, -0.02, -0.01, 0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
 
 def multiprocess_mode() -> bool:
@@ -88,6 +91,21 @@ class Metrics:
             registry=r,
         )
         self.batch_size = Histogram("digits_batch_size", "Images per model call", buckets=BATCH_BUCKETS, registry=r)
+        self.stage_seconds = Histogram(
+            "digits_stage_seconds",
+            "Time a request spent in each stage (service/core/telemetry/stages.py): read, decode, queue, assembly, "
+            "model, encode",
+            ["version", "route", "stage"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.deadline_refusals = Counter(
+            "digits_deadline_refusals",
+            "Requests answered queue_full because the model could not start them within DIGITS_MAX_QUEUE_WAIT_MS: "
+            "refused on arrival (admission) or dropped from the queue at their deadline (expired)",
+            ["version", "route", "when"],
+            registry=r,
+        )
         self.inline_batches = Counter(
             "digits_inline_batches",
             "Model calls run at once on the event loop's thread: a small request that found no other in flight",
@@ -149,11 +167,12 @@ class Metrics:
             ["version", "reason"],
             registry=r,
         )
-        self.shadow_confidence_shift = Histogram(
-            "digits_shadow_confidence_shift",
-            "Candidate's top-1 probability minus stable's, per shadowed image",
-            ["version"],
-            buckets=SHIFT_BUCKETS,
+        self.shadow_confidence = Histogram(
+            "digits_shadow_confidence",
+            "Top-1 probability of each shadowed image, by candidate version and side (stable, candidate): the mean "
+            "shift is the difference of their means",
+            ["version", "side"],
+            buckets=CONFIDENCE_BUCKETS,
             registry=r,
         )
         self.traffic_share = Gauge(
@@ -249,6 +268,11 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.exported)
+
+    def render_openmetrics(self) -> bytes:
+        """The OpenMetrics exposition: with exemplars (the trace ids of sampled requests) on the stage buckets."""
+        exposition: bytes = openmetrics.generate_latest(self.exported)
+        return exposition
 
     def retire(self) -> None:
         """At a worker's exit: its live gauges (queue depth, in flight) stop counting in the sum."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from model.refusal import VersionRefused
@@ -63,13 +64,21 @@ class ServedModels:
         return self.versions[policy.choose(routing_key)]
 
     async def run(
-        self, read: Reader[CallT], version: str | None = None, routing_key: str | None = None
+        self,
+        read: Reader[CallT],
+        version: str | None = None,
+        routing_key: str | None = None,
+        *,
+        route: str = "",
+        headers: Mapping[str, str] | None = None,
+        arrived: float | None = None,
     ) -> Outcome[CallT]:
         """Answer one request: on ``version``, or on the version the traffic policy picks (and then, when the
-        policy says so, a shadow copy to the candidate)."""
+        policy says so, a shadow copy to the candidate). ``route``, ``headers`` and ``arrived``: as for
+        :meth:`Inference.run`."""
         policy = self.policy
         inference = self.select(version, routing_key)
-        outcome = await inference.run(read)
+        outcome = await inference.run(read, route, headers, arrived)
         if (
             version is None
             and policy is not None

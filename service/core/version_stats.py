@@ -92,7 +92,8 @@ class VersionStats:
         self._labels = [metrics.predictions.labels(label=str(label), version=version) for label in range(10)]
         self._agree = metrics.shadow_comparisons.labels(version=version, result="agree")
         self._disagree = metrics.shadow_comparisons.labels(version=version, result="disagree")
-        self._shift = metrics.shadow_confidence_shift.labels(version=version)
+        self._stable_confidence = metrics.shadow_confidence.labels(version=version, side="stable")
+        self._candidate_confidence = metrics.shadow_confidence.labels(version=version, side="candidate")
 
     def answered(self, seconds: float, probabilities: np.ndarray) -> None:
         """A request answered in ``seconds`` with these ``[n, 10]`` probabilities."""
@@ -117,12 +118,14 @@ class VersionStats:
         """This version's shadow answers (``candidate`` probabilities) beside the stable version's for the same
         images."""
         agreed = int((stable.argmax(axis=1) == candidate.argmax(axis=1)).sum())
-        shifts = candidate.max(axis=1) - stable.max(axis=1)
+        stable_top, candidate_top = stable.max(axis=1), candidate.max(axis=1)
+        shifts = candidate_top - stable_top
         totals = self.totals
         totals.shadow_compared += len(shifts)
         totals.shadow_agreed += agreed
         totals.shadow_shift_sum += float(shifts.sum())
         self._agree.inc(agreed)
         self._disagree.inc(len(shifts) - agreed)
-        for shift in shifts.tolist():
-            self._shift.observe(shift)
+        for stable_confidence, candidate_confidence in zip(stable_top.tolist(), candidate_top.tolist(), strict=True):
+            self._stable_confidence.observe(stable_confidence)
+            self._candidate_confidence.observe(candidate_confidence)

@@ -13,6 +13,8 @@ from service.core.metrics import Metrics
 from service.http.error_handlers import error_response
 
 UNMATCHED_ROUTE = "unmatched"
+# The scope key of a request's arrival (perf_counter seconds): the start of its first stage (service/core/telemetry).
+ARRIVED = "digits.arrived"
 
 
 class MetricsMiddleware:
@@ -26,7 +28,7 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
+        started = scope[ARRIVED] = time.perf_counter()
         status = 500
 
         async def send_with_status(message: Message) -> None:

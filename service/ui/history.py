@@ -19,6 +19,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from service.core.settings import TelemetrySettings
+from service.core.telemetry.stages import STAGES
 
 QUANTILES = (0.5, 0.95, 0.99)
 Buckets = tuple[tuple[float, float], ...]  # (upper bound "le", cumulative count), ascending, ending at +Inf
@@ -54,11 +55,14 @@ class Snapshot:
     batched_images: float
     queue_depth: float
     inflight: float
+    stages: tuple[tuple[str, float, float], ...] = ()  # (stage, seconds, requests) on the route, in STAGES order
 
     @classmethod
     def read(cls, registry: CollectorRegistry, route: str, now: float) -> Snapshot:
         requests = errors = batches = batched_images = queue_depth = inflight = 0.0
         latency: dict[float, float] = {}
+        stage_seconds = dict.fromkeys(STAGES, 0.0)
+        stage_counts = dict.fromkeys(STAGES, 0.0)
         for family in registry.collect():
             for sample in family.samples:
                 labels = sample.labels
@@ -77,6 +81,10 @@ class Snapshot:
                     queue_depth = sample.value
                 elif sample.name == "digits_inflight_requests":
                     inflight = sample.value
+                elif sample.name == "digits_stage_seconds_sum" and labels.get("route") == route:
+                    stage_seconds[labels["stage"]] += sample.value
+                elif sample.name == "digits_stage_seconds_count" and labels.get("route") == route:
+                    stage_counts[labels["stage"]] += sample.value
         return cls(
             time=now,
             requests=requests,
@@ -86,6 +94,7 @@ class Snapshot:
             batched_images=batched_images,
             queue_depth=queue_depth,
             inflight=inflight,
+            stages=tuple((stage, stage_seconds[stage], stage_counts[stage]) for stage in STAGES),
         )
 
 
@@ -103,6 +112,8 @@ class Point:
     batch_rate: float
     queue_depth: float
     inflight_requests: float
+    # Where the time goes: the mean seconds a request spent in each stage, by stage (None: no request finished)
+    stage_seconds: dict[str, float | None]
 
     @classmethod
     def between(cls, before: Snapshot, after: Snapshot) -> Point:
@@ -111,6 +122,12 @@ class Point:
         latency = tuple((bound, max(0.0, count - previous.get(bound, 0.0))) for bound, count in after.latency)
         p50, p95, p99 = (histogram_quantile(q, latency) for q in QUANTILES)
         batches = after.batches - before.batches
+        earlier = {stage: (seconds, count) for stage, seconds, count in before.stages}
+        stage_seconds: dict[str, float | None] = {}
+        for stage, spent, count in after.stages:
+            spent_before, count_before = earlier.get(stage, (0.0, 0.0))
+            finished = count - count_before
+            stage_seconds[stage] = (spent - spent_before) / finished if finished > 0 else None
         return cls(
             time=after.time,
             request_rate=(after.requests - before.requests) / seconds,
@@ -122,6 +139,7 @@ class Point:
             batch_rate=batches / seconds,
             queue_depth=after.queue_depth,
             inflight_requests=after.inflight,
+            stage_seconds=stage_seconds,
         )
 
 

@@ -565,6 +565,8 @@ def test_dashboard_charts_recent_traffic(browser: Chrome, gateway: ServerProcess
     assert data["chart-rate"]["max"] > 0
     assert data["chart-batch"]["max"] >= 1
     assert data["chart-queue"]["points"] > 0
+    assert data["chart-stages"]["max"] > 0  # where the time goes: the stages stacked, read at the bottom
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#chart-stages path.series")) == 6
     assert browser.find_elements(By.CSS_SELECTOR, "#chart-latency path.series")
     assert console_errors(browser) == []
     screenshot(browser, "dashboard.png")

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from service.core.metrics import LATENCY_BUCKETS, Metrics
 from service.core.settings import TelemetrySettings
+from service.core.telemetry.stages import STAGES
 from service.ui.history import MetricsHistory, histogram_quantile
 
 ROUTE = "/v1/predict"
@@ -123,3 +124,22 @@ def test_bad_dashboard_settings_say_how_to_fix_them() -> None:
         TelemetrySettings(dashboard_interval_seconds=10, dashboard_history_seconds=5)
     with pytest.raises(ValidationError):
         TelemetrySettings(dashboard_interval_seconds=0)
+
+
+def test_where_the_time_goes_is_the_mean_time_per_request_in_each_stage() -> None:
+    metrics, clock = Metrics(), Clock()
+    history = history_of(metrics, clock)
+    stage = metrics.stage_seconds.labels(version="1", route=ROUTE, stage="model")
+    stage.observe(5.0)  # before the first reading: in no interval
+    assert history.sample() is None
+    for seconds in (0.002, 0.004):
+        stage.observe(seconds)
+        metrics.stage_seconds.labels(version="1", route=ROUTE, stage="queue").observe(seconds / 2)
+    metrics.stage_seconds.labels(version="1", route="/metrics", stage="model").observe(1.0)  # another route
+    clock.now += 2.0
+    point = history.sample()
+    assert point is not None
+    assert list(point.stage_seconds) == list(STAGES)
+    assert point.stage_seconds["model"] == pytest.approx(0.003)
+    assert point.stage_seconds["queue"] == pytest.approx(0.0015)
+    assert point.stage_seconds["read"] is None

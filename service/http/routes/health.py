@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from starlette.responses import Response
 
 from service.http.dependencies import GatewayDep, require_ready
@@ -29,6 +30,13 @@ async def readyz(gateway: GatewayDep) -> JSONBytesResponse:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics (text format)", response_class=Response)
-async def metrics(gateway: GatewayDep) -> Response:
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics: the text format, or OpenMetrics with exemplars when the Accept header asks for "
+    "application/openmetrics-text",
+    response_class=Response,
+)
+async def metrics(gateway: GatewayDep, request: Request) -> Response:
+    if "application/openmetrics-text" in request.headers.get("accept", ""):
+        return Response(gateway.metrics.render_openmetrics(), media_type=OPENMETRICS_CONTENT_TYPE)
     return Response(gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)

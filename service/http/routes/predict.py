@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from service.core.inference import Inference, PredictCall
 from service.core.schemas import ErrorResponse, PredictOptions, PredictRequest, PredictResponse
 from service.http.dependencies import models_of, routing_key_of
+from service.http.middleware import ARRIVED
 from service.http.openapi import request_body_schema
 from service.http.request_route import RequestRoute
 from service.http.requests import read_predict_request
@@ -62,8 +63,11 @@ REQUEST_BODY = {
 }
 
 
+ROUTE = "/v1/predict"
+
+
 @router.post(
-    "/v1/predict",
+    ROUTE,
     summary="Classify handwritten digits",
     responses={200: {"model": PredictResponse}, **ERRORS},
     openapi_extra=REQUEST_BODY,
@@ -73,5 +77,7 @@ async def predict(request: Request) -> JSONBytesResponse:
         return await read_predict_request(request, inference.limits)
 
     version = request.query_params.get("version")
-    outcome = await models_of(request).run(read, version, routing_key_of(request))
+    outcome = await models_of(request).run(
+        read, version, routing_key_of(request), route=ROUTE, headers=request.headers, arrived=request.scope.get(ARRIVED)
+    )
     return JSONBytesResponse(outcome.body())

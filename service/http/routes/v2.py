@@ -6,6 +6,7 @@ service.core.oip, and inference goes through the same inference object as /v1/pr
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -28,6 +29,7 @@ from service.core.oip.schemas import (
     ServerReady,
 )
 from service.http.dependencies import GatewayDep, models_of, require_ready, routing_key_of
+from service.http.middleware import ARRIVED
 from service.http.openapi import request_body_schema
 from service.http.responses import JSONBytesResponse
 
@@ -129,8 +131,11 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
         body = await request.body()
         return read_inference(body, request.headers.get(HEADER_LENGTH), inference.protocol_model, inference.limits)
 
-    outcome = await models_of(request).run(read, version, routing_key_of(request))
-    answer = write_inference(outcome.call, outcome.output, outcome.inference.protocol_model)
+    route = getattr(request.scope.get("route"), "path", "")
+    outcome = await models_of(request).run(
+        read, version, routing_key_of(request), route=route, headers=request.headers, arrived=request.scope.get(ARRIVED)
+    )
+    answer = outcome.encode(partial(write_inference, outcome.call, outcome.output, outcome.inference.protocol_model))
     if answer.header_length is None:
         return JSONBytesResponse(answer.body)
     return Response(

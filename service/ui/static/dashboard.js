@@ -44,7 +44,30 @@ const CHARTS = [
       { key: "inflight_requests", name: "requests in flight", color: "#868e96" },
     ],
   },
+  {
+    // Each line is the sum of its stage and those below it: the top one is the mean time in the gateway.
+    id: "chart-stages",
+    title: "Where the time goes (stages stacked, mean per request)",
+    unit: "ms",
+    scale: 1000,
+    stacked: true,
+    series: [
+      { key: "stage_seconds.read", name: "read", color: "#868e96" },
+      { key: "stage_seconds.decode", name: "decode", color: "#1098ad" },
+      { key: "stage_seconds.queue", name: "queue", color: "#f08c00" },
+      { key: "stage_seconds.assembly", name: "assembly", color: "#7048e8" },
+      { key: "stage_seconds.model", name: "model", color: "#e03131" },
+      { key: "stage_seconds.encode", name: "encode", color: "#2b8a3e" },
+    ],
+  },
 ];
+
+// A point's value for a series key; "a.b" reads a nested field.
+function valueOf(point, key) {
+  let value = point;
+  for (const part of key.split(".")) value = value === null || value === undefined ? null : value[part];
+  return value === undefined ? null : value;
+}
 
 function svg(name, attrs = {}, parent = null) {
   const node = document.createElementNS(SVG_NS, name);
@@ -79,8 +102,15 @@ function drawChart(spec, points, historySeconds) {
   const span = Math.min(historySeconds, Math.max(MIN_SPAN_SECONDS, now - (points.length ? points[0].time : now)));
   const start = now - span;
   const values = spec.series.map((s) =>
-    points.map((p) => ({ t: p.time, v: p[s.key] === null ? null : p[s.key] * scale })),
+    points.map((p) => ({ t: p.time, v: valueOf(p, s.key) === null ? null : valueOf(p, s.key) * scale })),
   );
+  if (spec.stacked) {
+    for (let i = 1; i < values.length; i++) {
+      values[i].forEach((d, j) => {
+        if (d.v !== null) d.v += values[i - 1][j].v ?? 0;
+      });
+    }
+  }
   const top = niceMax(Math.max(0, ...values.flat().map((d) => d.v ?? 0)));
   const x = (t) => PAD.left + ((t - start) / span) * (WIDTH - PAD.left - PAD.right);
   const y = (v) => HEIGHT - PAD.bottom - (v / top) * (HEIGHT - PAD.top - PAD.bottom);

@@ -1,0 +1,1 @@
+"""What the gateway tells about each request beyond counting it: where its time went, and its trace."""

@@ -1,0 +1,176 @@
+"""Tracing for real: a `digits serve` process exporting to the OTLP/HTTP receiver of ops/otlp_receiver.py."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+from ops.local_servers import ServerProcess
+from ops.otlp_receiver import OtlpReceiver, ReceivedSpan
+from service.core.telemetry.stages import STAGES
+from service.core.telemetry.tracing import Tracing
+from tests.servers import REPO, gateway_process
+
+V1 = "/v1/predict"
+V2 = "/v2/models/digits/infer"
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[OtlpReceiver]:
+    running = OtlpReceiver().start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(receiver: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    env = {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_SERVICE_NAME": "digits-under-test",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",  # ms: export soon after a span ends
+    }
+    with gateway_process(tmp_path_factory.mktemp("tracing"), env) as server:
+        yield server
+
+
+def traceparent() -> tuple[str, str, str]:
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    return f"00-{trace_id}-{span_id}-01", trace_id, span_id
+
+
+def v1_body(seed: int) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(28, 28))
+    return orjson.dumps({"instances": [{"pixels": pixels.tolist()}], "preprocess": "none"})
+
+
+def v2_body(seed: int) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(1, 28, 28))
+    return orjson.dumps({"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 28, 28],
+                                     "data": pixels.ravel().tolist()}]})  # fmt: skip
+
+
+def spans_of(receiver: OtlpReceiver, trace_ids: set[str], count: int, timeout: float = 30) -> list[ReceivedSpan]:
+    """The received spans of ``trace_ids``, once there are ``count`` of them (the exporter sends in batches)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        spans = [span for span in receiver.received() if span.trace_id in trace_ids]
+        if len(spans) >= count or time.monotonic() > deadline:
+            return spans
+        time.sleep(0.1)
+
+
+def check_request_trace(spans: list[ReceivedSpan], trace_id: str, parent: str, route: str) -> ReceivedSpan:
+    """The request span, the child of the ``traceparent``'s span, and its one span per stage, back to back."""
+    (request,) = [span for span in spans if span.trace_id == trace_id and span.parent_span_id == parent]
+    assert request.name == route and request.service == "digits-under-test"
+    assert request.attributes["digits.model.version"]
+    stages = sorted((s for s in spans if s.parent_span_id == request.span_id), key=lambda s: s.start_ns)
+    assert [stage.name for stage in stages] == list(STAGES)
+    assert stages[0].start_ns == request.start_ns and stages[-1].end_ns == request.end_ns
+    for before, after in itertools.pairwise(stages):
+        assert before.end_ns == after.start_ns and before.start_ns <= before.end_ns
+    return request
+
+
+@pytest.mark.parametrize(("path", "body"), [(V1, v1_body), (V2, v2_body)], ids=["v1", "v2"])
+def test_a_request_with_a_traceparent_is_traced_under_that_parent(
+    gateway: ServerProcess, receiver: OtlpReceiver, path: str, body: object
+) -> None:
+    assert callable(body)
+    header, trace_id, parent = traceparent()
+    answer = httpx.post(
+        f"{gateway.url}{path}", content=body(0), headers={"Content-Type": "application/json", "traceparent": header}
+    )
+    assert answer.status_code == 200, answer.text
+    spans = spans_of(receiver, {trace_id}, 1 + len(STAGES))
+    route = V1 if path == V1 else "/v2/models/{model_name}/infer"
+    request = check_request_trace(spans, trace_id, parent, route)
+    batches = [span for span in receiver.received() if (trace_id, request.span_id) in span.links]
+    deadline = time.monotonic() + 30
+    while not batches and time.monotonic() < deadline:
+        time.sleep(0.1)
+        batches = [span for span in receiver.received() if (trace_id, request.span_id) in span.links]
+    (batch,) = batches
+    assert batch.name == "batch" and batch.trace_id != trace_id and batch.parent_span_id == ""
+    assert batch.attributes["digits.batch.images"] >= 1
+
+
+async def burst(url: str, headers: list[str]) -> list[int]:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        answers = await asyncio.gather(
+            *(client.post(V1, content=v1_body(i), headers={"Content-Type": "application/json", "traceparent": h})
+              for i, h in enumerate(headers))
+        )  # fmt: skip
+    return [answer.status_code for answer in answers]
+
+
+def test_a_batch_span_links_to_every_request_it_served(gateway: ServerProcess, receiver: OtlpReceiver) -> None:
+    parents = [traceparent() for _ in range(16)]
+    assert asyncio.run(burst(gateway.url, [header for header, _, _ in parents])) == [200] * 16
+    trace_ids = {trace_id for _, trace_id, _ in parents}
+    spans = spans_of(receiver, trace_ids, 16 * (1 + len(STAGES)))
+    requests = {(t, check_request_trace(spans, t, p, V1).span_id) for _, t, p in parents}
+    deadline = time.monotonic() + 30
+    while True:
+        batches = [span for span in receiver.received() if requests & set(span.links)]
+        linked = {link for batch in batches for link in batch.links} & requests
+        if linked == requests or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert linked == requests  # every request's model call has its span
+    assert len(batches) < 16 and any(len(batch.links) > 1 for batch in batches)  # and some served several
+    for batch in batches:
+        assert batch.attributes["digits.batch.requests"] == len(batch.links)
+
+
+def test_exemplars_carry_the_trace_ids_of_traced_requests(gateway: ServerProcess) -> None:
+    header, trace_id, _ = traceparent()
+    answer = httpx.post(
+        f"{gateway.url}{V1}", content=v1_body(7), headers={"Content-Type": "application/json", "traceparent": header}
+    )
+    assert answer.status_code == 200
+    plain = httpx.get(f"{gateway.url}/metrics")
+    assert plain.headers["content-type"].startswith("text/plain") and " # {" not in plain.text
+    scraped = httpx.get(f"{gateway.url}/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert scraped.headers["content-type"].startswith("application/openmetrics-text")
+    exemplars = {
+        sample.labels["stage"]: sample.exemplar.labels["trace_id"]
+        for family in text_string_to_metric_families(scraped.text)
+        for sample in family.samples
+        if sample.name == "digits_stage_seconds_bucket" and sample.exemplar and sample.labels["route"] == V1
+    }
+    assert set(exemplars) == set(STAGES)
+    assert trace_id in exemplars.values()
+
+
+def test_tracing_is_off_unless_an_exporter_is_named() -> None:
+    assert Tracing.from_environment({}) is None
+    assert Tracing.from_environment({"OTEL_TRACES_EXPORTER": "none"}) is None
+    assert Tracing.from_environment({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "true"}) is None
+    with pytest.raises(ValueError, match="zipkin"):
+        Tracing.from_environment({"OTEL_TRACES_EXPORTER": "zipkin"})
+
+
+def test_off_the_sdk_is_not_even_imported() -> None:
+    script = (
+        "import sys; from service.app import create_app; create_app(); "
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry.sdk')))"
+    )
+    env = {"PATH": "", "OTEL_TRACES_EXPORTER": "none"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
