@@ -195,6 +195,7 @@ def _listening(pid: int, port: int) -> bool:
     )
 
 
+@pytest.mark.slow
 def test_a_burst_of_new_connections_is_shared_by_the_workers(tmp_path: Path) -> None:
     """Connections opened at once land on every worker, however busy each one is at that moment.
 
