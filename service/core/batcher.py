@@ -11,22 +11,20 @@ Admission is by time, not count: a request may wait ``max_queue_wait`` for the m
 One whose expected wait, from the model's measured throughput, is longer is answered ``queue_full``
 (503 with Retry-After) at once; one still queued at its deadline is answered the same and never run
 late. A full queue (``max_queue_images``) is the last bound.
-On ``stop`` everything already queued is still served before the worker exits.
+On ``stop`` new requests are refused, and everything already admitted (being read, or queued) is still served
+before the workers exit: a model version being unloaded finishes what it took.
 
-Idle fast path: a request of at most ``inline_max_images`` that arrives when nothing else is going on, on a
-backend that can predict inline, runs at once in the event loop's thread when it is submitted: it would have
-been a batch of its own anyway, and this way it skips the hand-off to the model's thread and back. Nothing else
-going on means nothing queued or running, and no other task in the event loop than the fewest seen at any
-arrival (the server's own, and this request's): a burst of requests, or requests waiting for the event loop
-behind costly decoding, have their tasks already, and are batched on the model's thread instead of run one by
-one on the event loop.
+Idle fast path: a request of at most ``inline_max_images``, on a backend that can predict inline, runs at once in
+the event loop's thread when it finds no other request in flight: none being read or prepared (``arrival``), none
+queued and no batch running. It would have been a batch of its own anyway, and this way it skips the hand-off to
+the model's thread and back. Before it does, it yields to the event loop once, so that requests that arrived with
+it (a burst: their tasks are ready to run) reach the batcher first; when any did, everyone is batched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -77,31 +75,38 @@ class Batcher:
         self._queue: deque[_Pending] = deque()
         self._queued_images = 0
         self._arrived = asyncio.Event()
-        self._closing = False
+        self._closing = False  # new requests refused
+        self._draining = False  # and the workers end once the queue is empty
         self._workers: list[asyncio.Task[None]] = []
         self._running_ends: list[float] = []  # when each batch now running is expected to end
         self._arriving = 0  # requests admitted and being read, not queued yet
+        self._deciding = 0  # requests yielding once before they run inline
         self._images_per_request = 1.0  # recent average
-        self._fewest_tasks = sys.maxsize  # event loop tasks at the quietest arrival so far
+        self.model_seconds = 0.0  # spent in the model since start
 
     def start(self) -> None:
         self._workers = [
             asyncio.create_task(self._run(), name=f"batcher-{n}") for n in range(self._backend.max_batches_in_flight)
         ]
 
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
     async def stop(self) -> None:
-        """Refuse new work, serve everything queued, then end the workers."""
+        """Refuse new requests, serve every one already admitted, then end the workers."""
         self._closing = True
+        while self._arriving or self._deciding:  # admitted and still being read: they queue soon
+            await asyncio.sleep(0.005)
+        self._draining = True
         self._arrived.set()
         await asyncio.gather(*self._workers)
 
     def admit(self, images: int = 0) -> None:
         """Raise now when ``images`` more could not start within ``max_queue_wait``: ``queue_full`` (503
-        with Retry-After), or ``not_ready`` while shutting down."""
-        if self._closing:
-            raise ApiError(
-                ErrorCode.not_ready, "the server is shutting down", headers={"Retry-After": self._retry_after}
-            )
+        with Retry-After), or ``not_ready`` once stopped."""
+        if self._draining:
+            raise self._stopped()
         if self._queued_images + images > self.max_queue_images:
             raise self._queue_full(f"the queue is full ({self._queued_images} images waiting)")
         ahead = self._queued_images + round(self._arriving * self._images_per_request)
@@ -113,31 +118,40 @@ class Batcher:
             )
 
     @contextlib.contextmanager
-    def arrival(self) -> Iterator[bool]:
+    def arrival(self) -> Iterator[None]:
         """Around reading and preparing a request, before ``submit``: admitted first (refused before its body
         is read), then counted as images on their way, so that requests admitted together do not all count
-        on the same short queue. Gives whether the model was quiet (see the module's docstring): ``submit``'s
-        ``inline``."""
+        on the same short queue, and as a request in flight."""
+        if self._closing:
+            raise self._stopped()
         self.admit()
-        quiet = self._quiet()
         self._arriving += 1
         try:
-            yield quiet
+            yield
         finally:
             self._arriving -= 1
+
+    def _stopped(self) -> ApiError:
+        return ApiError(ErrorCode.not_ready, "the model is stopping", headers={"Retry-After": self._retry_after})
 
     def _queue_full(self, why: str) -> ApiError:
         return ApiError(ErrorCode.queue_full, f"{why}; retry shortly", headers={"Retry-After": self._retry_after})
 
-    async def submit(self, inputs: np.ndarray, layers: frozenset[str], *, inline: bool = False) -> BatchOutput:
+    async def submit(self, inputs: np.ndarray, layers: frozenset[str]) -> BatchOutput:
         """Queue ``inputs`` (float32 ``[n, 1, 28, 28]``) and wait for their share of a batch (with ``layers``);
-        refused at once, or answered at its deadline, as the module's docstring says. ``inline``: the request
-        arrived at a quiet model, and runs at once if it is small and the model is still idle."""
+        refused at once, or answered at its deadline, as the module's docstring says. A small request that finds
+        no other in flight runs at once instead (the idle fast path)."""
         n = int(inputs.shape[0])
         self.admit(n)
         self._images_per_request += 0.1 * (n - self._images_per_request)
-        if inline and n <= self.inline_max_images and self._model_idle():
-            return self._serve_inline(inputs, layers)
+        if n <= self.inline_max_images and self._alone():
+            self._deciding += 1
+            try:
+                await asyncio.sleep(0)  # requests that arrived together reach the batcher first
+            finally:
+                self._deciding -= 1
+            if self._alone():
+                return self._serve_inline(inputs, layers)
         deadline = time.perf_counter() + self.max_queue_wait_seconds
         pending = _Pending(inputs, layers, asyncio.get_running_loop().create_future(), deadline)
         self._queue.append(pending)
@@ -149,7 +163,7 @@ class Batcher:
     async def _run(self) -> None:
         while True:
             if not self._queue:
-                if self._closing:
+                if self._draining:
                     return
                 self._arrived.clear()
                 await self._arrived.wait()
@@ -163,7 +177,7 @@ class Batcher:
 
     async def _fill_or_timeout(self) -> None:
         deadline = self._queue[0].enqueued_at + self.max_wait_seconds
-        while self._queued_images < self.max_batch_size and not self._closing:
+        while self._queued_images < self.max_batch_size and not self._draining:
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 return
@@ -204,19 +218,24 @@ class Batcher:
             return 0.0
         return max(0.0, min(self._running_ends) - time.perf_counter())
 
-    def _model_idle(self) -> bool:
-        return not self._queue and not self._running_ends
+    @property
+    def queued(self) -> int:
+        """Requests waiting for the model."""
+        return len(self._queue)
 
-    def _quiet(self) -> bool:
-        """Nothing else going on (see the module's docstring)."""
-        if not self.inline_max_images or not self._model_idle():
-            return False
-        tasks = len(asyncio.all_tasks())
-        self._fewest_tasks = min(self._fewest_tasks, tasks)
-        return tasks == self._fewest_tasks
+    @property
+    def in_flight(self) -> int:
+        """Requests admitted and not answered yet: being read or prepared, about to run inline, queued, or in a
+        running batch (counted as one each)."""
+        return self._arriving + self._deciding + len(self._queue) + len(self._running_ends)
+
+    def _alone(self) -> bool:
+        """No other request in flight than the one deciding (it counts in none of these)."""
+        return not (self._arriving or self._deciding or self._queue or self._running_ends)
 
     def _serve_inline(self, inputs: np.ndarray, layers: frozenset[str]) -> BatchOutput:
         started = time.perf_counter()
+        self._metrics.inline_batches.inc()
         self._metrics.queue_wait.observe(0.0)
         self._metrics.batch_size.observe(len(inputs))
         try:
@@ -225,6 +244,7 @@ class Batcher:
             self._record_batch(len(inputs), time.perf_counter() - started)
 
     def _record_batch(self, images: int, seconds: float) -> None:
+        self.model_seconds += seconds
         self._metrics.inference_duration.observe(seconds)
         self.throughput.record(images, seconds)
 

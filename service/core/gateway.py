@@ -1,127 +1,112 @@
-"""The running gateway: model card, backend, batcher, metrics and pipeline, built once at start-up."""
+"""The running gateway: its settings and metrics, the model versions it serves with the traffic policy between
+them, the rollout, and the coordination with the other processes: built once at start-up."""
 
 from __future__ import annotations
 
 import asyncio
-import gc
-import logging
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from model.card import ModelCard, load_card
+from model.repository import ModelRepository, ModelVersion
 from service.core.backend import Backend
 from service.core.batcher import Batcher
-from service.core.layer_parameters import LayerParameters
+from service.core.coordination import Coordinator
+from service.core.loading import VersionLoader
 from service.core.metrics import Metrics
-from service.core.pipeline import Pipeline
+from service.core.rollout import RolloutController
+from service.core.served_models import ServedModels
+from service.core.serving_state import StateStore
 from service.core.settings import Settings
+from service.core.shadow import ShadowRunner
 from service.core.types import Limits
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
 class Gateway:
     settings: Settings
-    card: ModelCard
-    backend: Backend
     metrics: Metrics
-    batcher: Batcher
-    pipeline: Pipeline
-    setup_error: str | None = None
-    layer_parameters: LayerParameters | None = None  # read off the artifact during setup
-    _setup_done: bool = field(default=False, repr=False)
+    models: ServedModels
+    coordinator: Coordinator
+    rollout: RolloutController
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 
     @classmethod
-    def create(cls, settings: Settings, backend: Backend) -> Gateway:
-        card = load_card(settings.artifact)
+    def create(cls, settings: Settings, make_backend: Callable[[ModelVersion], Backend]) -> Gateway:
         metrics = Metrics()
-        batcher = Batcher(
-            backend,
-            metrics,
-            max_batch_size=settings.max_batch_size,
-            max_wait_seconds=settings.max_batch_wait_ms / 1000,
-            max_queue_images=settings.max_queue_images,
-            max_queue_wait_seconds=settings.max_queue_wait_ms / 1000,
-            inline_max_images=settings.inline_max_images if settings.max_batch_wait_ms == 0 else 0,
-            retry_after_seconds=settings.retry_after_seconds,
-        )
-        metrics.model_info.labels(
-            name=card.name, version=card.version, sha256=card.sha256, backend=backend.name, device=backend.device
-        ).set(1)
-        return cls(
-            settings=settings,
-            card=card,
-            backend=backend,
-            metrics=metrics,
-            batcher=batcher,
-            pipeline=Pipeline(card, Limits(settings.max_images_per_request, settings.max_image_pixels)),
-        )
+        batching = settings.batching
 
-    @property
-    def loaded(self) -> bool:
-        return self._setup_done
-
-    def count_predictions(self, labels: Iterable[int]) -> None:
-        for label in labels:
-            self.metrics.predictions_by_label[label].inc()
-
-    async def start(self) -> None:
-        """Start batching and load the model: in the background (/readyz says 503 meanwhile), or with
-        several workers before this worker takes connections."""
-        self.batcher.start()
-        self._setup_task = asyncio.create_task(self._setup())
-        if self.settings.workers > 1:
-            # Workers share the port, each with a socket of its own (service/workers.py), which uvicorn
-            # makes listen only after this returns; until then the kernel gives it no connections, so no
-            # request lands on a worker that is still loading while another one could serve it.
-            await self._setup_task
-
-    async def _setup(self) -> None:
-        try:
-            await self.backend.setup()
-            self.layer_parameters = await asyncio.to_thread(LayerParameters.load, self.settings.artifact, self.card)
-        except Exception as exc:  # reported by /readyz; the process stays up for diagnosis
-            log.exception("backend setup failed")
-            self.setup_error = f"backend setup failed: {exc}"
-        else:
-            # Everything loaded by now (torch, the model, the app) lives as long as the process. Frozen,
-            # the collector stops rescanning it, which otherwise stalls every request for 100+ ms at a time.
-            gc.freeze()
-            self._setup_done = True
-            log.info(
-                "model %s %s ready on %s (%s)",
-                self.card.name,
-                self.card.version,
-                self.backend.device,
-                self.backend.name,
+        def make_batcher(backend: Backend) -> Batcher:
+            return Batcher(
+                backend,
+                metrics,
+                max_batch_size=batching.max_batch_size,
+                max_wait_seconds=batching.max_batch_wait_ms / 1000,
+                max_queue_images=batching.max_queue_images,
+                max_queue_wait_seconds=batching.max_queue_wait_ms / 1000,
+                inline_max_images=batching.inline_max_images if batching.max_batch_wait_ms == 0 else 0,
+                retry_after_seconds=batching.retry_after_seconds,
             )
 
-    async def ready(self) -> bool:
-        return self._setup_done and await self.backend.ready()
+        root = settings.repository.model_repository
+        repository = ModelRepository(root) if root else ModelRepository.of_artifact(settings.model.artifact)
+        limits = Limits(settings.limits.max_images_per_request, settings.limits.max_image_pixels)
+        loader = VersionLoader(repository, make_backend, make_batcher, metrics, limits, check_probes=root is not None)
+        # A single artifact keeps its state in memory; a repository's is shared by every process and kept.
+        store = StateStore(settings.state_directory() if root else settings.repository.state_dir)
+        initial = settings.repository.model_version or repository.latest()
+        shadow = ShadowRunner(metrics, settings.rollout.shadow_max_share)
+        models = ServedModels(loader, store, metrics, shadow, initial)
+        coordinator = Coordinator(models, settings.repository.repository_poll_seconds,
+                                  settings.repository.repository_autoload)  # fmt: skip
+        rollout = RolloutController(models, coordinator.totals, settings.rollout, metrics)
+        coordinator.controller = rollout
+        return cls(settings, metrics, models, coordinator, rollout)
+
+    async def start(self) -> None:
+        """Load what is served: in the background (/readyz says 503 meanwhile), or with several workers before
+        this worker takes connections; then keep in step with the other processes."""
+        # Several workers share the port, each with a socket of its own (service/workers.py), which uvicorn makes
+        # listen only after this returns: waiting for the model keeps connections off a worker still loading.
+        loading = asyncio.create_task(self.models.start(), name="load-models")
+        if self.settings.server.workers > 1:
+            await loading
+        self._tasks = [loading, asyncio.create_task(self._coordinate(loading), name="coordination")]
+
+    async def _coordinate(self, loading: asyncio.Task[None]) -> None:
+        await loading
+        await self.coordinator.run()
 
     async def stop(self) -> None:
-        await self.batcher.stop()
-        self._setup_task.cancel()
-        await self.backend.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.models.stop()
+        self.coordinator.close()
         self.metrics.retire()
 
     def serving_info(self) -> dict[str, Any]:
         s = self.settings
+        stable = self.models.stable
+        policy = self.models.policy
         return {
-            "backend": self.backend.name,
-            "device": self.backend.device,
-            "workers": s.workers,
+            "backend": None if stable is None else stable.backend.name,
+            "device": None if stable is None else stable.backend.device,
+            "workers": s.server.workers,
+            "versions": sorted(self.models.versions),
+            "traffic": None if policy is None else policy.model_dump(),
             "batching": {
-                "max_batch_size": s.max_batch_size,
-                "max_batch_wait_ms": s.max_batch_wait_ms,
-                "max_queue_images": s.max_queue_images,
-                "max_queue_wait_ms": s.max_queue_wait_ms,
+                "max_batch_size": s.batching.max_batch_size,
+                "max_batch_wait_ms": s.batching.max_batch_wait_ms,
+                "max_queue_images": s.batching.max_queue_images,
+                "max_queue_wait_ms": s.batching.max_queue_wait_ms,
             },
             "limits": {
-                "max_body_bytes": s.max_body_bytes,
-                "max_image_pixels": s.max_image_pixels,
-                "max_images_per_request": s.max_images_per_request,
+                "max_body_bytes": s.limits.max_body_bytes,
+                "max_image_pixels": s.limits.max_image_pixels,
+                "max_images_per_request": s.limits.max_images_per_request,
             },
         }

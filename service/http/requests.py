@@ -9,13 +9,20 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from service.core.errors import ApiError, ErrorCode, from_validation_errors
+from service.core.inference import PredictCall
 from service.core.preprocessing import byte_rows
 from service.core.schemas import PredictOptions, PredictRequest
 from service.core.types import Limits, RawInput
 from service.http.multipart import read_files
 
 
-async def read_predict_request(request: Request, limits: Limits) -> tuple[PredictOptions, list[RawInput]]:
+async def read_predict_request(request: Request, limits: Limits) -> PredictCall:
+    """The call a /v1 predict request makes: its options, and its inputs within ``limits``."""
+    options, inputs = await _read_body(request, limits)
+    return PredictCall(options, inputs)
+
+
+async def _read_body(request: Request, limits: Limits) -> tuple[PredictOptions, list[RawInput]]:
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type == "application/json":
         return await _read_json(request, limits)

@@ -179,59 +179,83 @@ async def test_a_request_still_queued_at_its_deadline_is_answered_503_and_never_
     await batcher.stop()
 
 
-def finish_without_suspending(batcher: Batcher, inputs: np.ndarray) -> BatchOutput | None:
-    """A request arriving now and submitted at once: its output when it completed without ever yielding to the
-    event loop (no hand-off), else None."""
-    with batcher.arrival() as quiet:
-        submit = batcher.submit(inputs, NONE, inline=quiet)
-    try:
-        submit.send(None)
-    except StopIteration as done:
-        output: BatchOutput = done.value
-        return output
-    submit.close()
-    return None
+async def request(batcher: Batcher, inputs: np.ndarray, *, reads: bool = True) -> BatchOutput:
+    """One request as the inference object makes it: admitted, read and prepared (waiting once for its body when
+    ``reads``, else finding it there), then submitted."""
+    with batcher.arrival():
+        if reads:
+            await asyncio.sleep(0)
+    return await batcher.submit(inputs, NONE)
 
 
-async def request(batcher: Batcher, inputs: np.ndarray) -> BatchOutput:
-    with batcher.arrival() as quiet:
-        pass
-    return await batcher.submit(inputs, NONE, inline=quiet)
+def inline_calls(metrics: Metrics) -> float:
+    return metrics.registry.get_sample_value("digits_inline_batches_total") or 0.0
+
+
+def inline_batcher(backend: Backend, metrics: Metrics, max_batch_size: int = 32) -> Batcher:
+    return Batcher(
+        backend, metrics, max_batch_size=max_batch_size, max_wait_seconds=0.0, max_queue_images=64, inline_max_images=1
+    )
 
 
 async def test_a_request_on_an_idle_model_runs_inline(backend: EmbeddedBackend) -> None:
     metrics = Metrics()
-    batcher = Batcher(
-        backend, metrics, max_batch_size=8, max_wait_seconds=0.0, max_queue_images=64, inline_max_images=1
-    )
+    batcher = inline_batcher(backend, metrics)  # not started: only an inline request can be answered
     x = images(1, 0)
-    output = finish_without_suspending(batcher, x)
-    assert output is not None
+    output = await asyncio.wait_for(request(batcher, x), 5)
     expected = await backend.predict(x, NONE)
     np.testing.assert_allclose(output.probabilities, expected.probabilities, atol=1e-6)
+    assert inline_calls(metrics) == 1
     assert sample_count(metrics, "digits_batch_size") == (1.0, 1.0)
 
 
+async def test_background_tasks_do_not_turn_the_idle_path_off(backend: EmbeddedBackend) -> None:
+    metrics = Metrics()
+    batcher = inline_batcher(backend, metrics)
+    batcher.start()
+    sleepers = [asyncio.create_task(asyncio.sleep(3600)) for _ in range(5)]  # e.g. a watcher, an exporter
+    for seed in range(3):
+        await request(batcher, images(1, seed))
+    for task in sleepers:
+        task.cancel()
+    await batcher.stop()
+    assert inline_calls(metrics) == 3
+
+
 async def test_larger_requests_and_other_backends_are_handed_off(backend: EmbeddedBackend) -> None:
-    batcher = Batcher(
-        backend, Metrics(), max_batch_size=8, max_wait_seconds=0.0, max_queue_images=64, inline_max_images=1
-    )
-    assert finish_without_suspending(batcher, images(2, 0)) is None
-    remote = Batcher(
-        SlowRemote(1), Metrics(), max_batch_size=8, max_wait_seconds=0.0, max_queue_images=64, inline_max_images=1
-    )
-    assert finish_without_suspending(remote, images(1, 0)) is None
+    metrics = Metrics()
+    batcher = inline_batcher(backend, metrics, max_batch_size=8)
+    batcher.start()
+    await request(batcher, images(2, 0))
+    await batcher.stop()
+    remote_metrics = Metrics()
+    remote = inline_batcher(SlowRemote(1), remote_metrics, max_batch_size=8)
+    remote.start()
+    await request(remote, images(1, 0))
+    await remote.stop()
+    assert inline_calls(metrics) == 0 and inline_calls(remote_metrics) == 0
+    assert sample_count(metrics, "digits_batch_size") == (1.0, 2.0)
+
+
+@pytest.mark.parametrize("reads", [True, False], ids=["bodies-read", "bodies-there"])
+async def test_a_burst_at_an_idle_model_is_batched(backend: EmbeddedBackend, reads: bool) -> None:
+    metrics = Metrics()
+    batcher = inline_batcher(backend, metrics)
+    batcher.start()
+    await asyncio.gather(*(request(batcher, images(1, seed), reads=reads) for seed in range(20)))
+    await batcher.stop()
+    calls, batched_images = sample_count(metrics, "digits_batch_size")
+    assert batched_images == 20
+    assert calls < 6 and inline_calls(metrics) == 0
 
 
 async def test_a_burst_right_after_an_inline_request_is_batched(backend: EmbeddedBackend) -> None:
     metrics = Metrics()
-    batcher = Batcher(
-        backend, metrics, max_batch_size=32, max_wait_seconds=0.0, max_queue_images=64, inline_max_images=1
-    )
+    batcher = inline_batcher(backend, metrics)
     batcher.start()
-    assert finish_without_suspending(batcher, images(1, 99)) is not None
+    await request(batcher, images(1, 99))
     await asyncio.gather(*(request(batcher, images(1, seed)) for seed in range(20)))
     await batcher.stop()
     calls, batched_images = sample_count(metrics, "digits_batch_size")
     assert batched_images == 21
-    assert calls < 6
+    assert calls < 7 and inline_calls(metrics) == 1

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ENV_EXAMPLE = ROOT / "deploy" / "env.example"
 GPU_STACK = {"loadbalancer", "gateway", "torchserve", "prometheus", "grafana"}
 CPU_STACK = {"gateway-cpu", "loadbalancer", "prometheus", "grafana"}
-GPU_COMMAND, CPU_COMMAND = "docker compose up -d", "docker compose --profile cpu up -d"  # README "Deploy"
+GPU_COMMAND, CPU_COMMAND = "docker compose up -d", "docker compose --profile cpu up -d"  # README.md
 TORCHSERVE_ON_CPU = ROOT / "deploy" / "compose" / "torchserve-cpu.yml"
 DEBIAN_PROMETHEUS = ROOT / "deploy" / "compose" / "debian-prometheus.yml"
 
@@ -168,7 +168,7 @@ def test_the_gateway_talks_to_torchserve_behind_the_load_balancer(resolved: dict
 def test_the_drain_ends_before_compose_kills_a_gateway(resolved: dict[str, Any]) -> None:
     from service.core.settings import Settings
 
-    drain = Settings().graceful_shutdown_seconds
+    drain = Settings().server.graceful_shutdown_seconds
     for name in ("gateway", "gateway-cpu"):
         grace = resolved["services"][name]["stop_grace_period"]
         assert grace.endswith("s") and float(grace.removesuffix("s")) > drain, name

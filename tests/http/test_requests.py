@@ -33,7 +33,8 @@ def read(document: object) -> tuple[PredictOptions, list[Any]]:
 
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     request = Request({"type": "http", "method": "POST", "path": "/v1/predict", "headers": headers}, receive)
-    return asyncio.run(read_predict_request(request, LIMITS))
+    call = asyncio.run(read_predict_request(request, LIMITS))
+    return call.options, call.inputs
 
 
 def option_values(options: PredictOptions) -> dict[str, object]:

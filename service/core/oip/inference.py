@@ -34,7 +34,7 @@ from service.core.oip.tensors import (
     to_binary,
     to_json,
 )
-from service.core.preprocessing import FIELD, Mode, check_pixels
+from service.core.preprocessing import FIELD, check_pixels
 from service.core.schemas import PredictOptions
 from service.core.types import BatchOutput, Limits, RawInput
 
@@ -50,18 +50,17 @@ class RequestedOutput:
 
 
 @dataclass(frozen=True)
-class Inference:
-    """What one request asks of the model: its inputs for the pipeline, and the outputs to answer with."""
+class TensorCall:
+    """What one inference request asks of the model: its inputs and options (a
+    :class:`~service.core.inference.Call`), and the outputs to answer with."""
 
     request_id: str | None
     inputs: list[RawInput]
-    preprocess: Mode
+    options: PredictOptions  # preprocess, top_k, and the feature layers among the outputs
     outputs: list[RequestedOutput]
-    top_k: int
-    layers: list[str]
 
 
-def read_inference(body: bytes, header_length: str | None, model: ServedModel, limits: Limits) -> Inference:
+def read_inference(body: bytes, header_length: str | None, model: ServedModel, limits: Limits) -> TensorCall:
     """Parse and check an inference request (JSON, or JSON and binary tensors), refusing what the model cannot take."""
     if not body.strip():
         raise ApiError(ErrorCode.empty_body, "the request body is empty")
@@ -79,14 +78,10 @@ def read_inference(body: bytes, header_length: str | None, model: ServedModel, l
     if tensor.shape[0] == 0:
         raise ApiError(ErrorCode.invalid_tensor, f"input '{tensor.name}' holds no image (its batch size is 0)")
     outputs = _requested_outputs(request, model)
-    return Inference(
-        request_id=request.id,
-        inputs=_raw_inputs(tensor, binary_part, spec),
-        preprocess=spec.preprocess,
-        outputs=outputs,
-        top_k=_top_k(request),
-        layers=[name for name in model.card.feature_layers if any(o.name == name for o in outputs)],
-    )
+    layers = [name for name in model.card.feature_layers if any(o.name == name for o in outputs)]
+    # Built from checked values: the layers are the model's own, top_k is checked by _top_k.
+    options = PredictOptions.model_construct(preprocess=spec.preprocess, features=layers or None, top_k=_top_k(request))
+    return TensorCall(request.id, _raw_inputs(tensor, binary_part, spec), options, outputs)
 
 
 def _quoted(name: str) -> str:
@@ -164,12 +159,11 @@ def _top_k(request: InferenceRequest) -> int:
 class Answer:
     body: bytes
     header_length: int | None  # the JSON header's length when binary outputs follow it
-    labels: list[int]
 
 
-def write_inference(inference: Inference, output: BatchOutput, model: ServedModel) -> Answer:
-    """The inference response for ``output``, the batch's share that belongs to ``inference``."""
-    ranked = np.argsort(-output.probabilities, axis=1, kind="stable")[:, : inference.top_k]
+def write_inference(call: TensorCall, output: BatchOutput, model: ServedModel) -> Answer:
+    """The inference response for ``output``, the batch's share that belongs to ``call``."""
+    ranked = np.argsort(-output.probabilities, axis=1, kind="stable")[:, : call.options.top_k]
     tensors = {
         PROBABILITIES: output.probabilities,
         LABEL: ranked[:, 0].astype(np.int64),
@@ -179,7 +173,7 @@ def write_inference(inference: Inference, output: BatchOutput, model: ServedMode
     }
     described: list[dict[str, Any]] = []
     binary: list[bytes] = []
-    for requested in inference.outputs:
+    for requested in call.outputs:
         values = tensors[requested.name]
         datatype = model.outputs[requested.name].datatypes[0]
         tensor: dict[str, Any] = {"name": requested.name, "datatype": datatype, "shape": list(values.shape)}
@@ -191,7 +185,7 @@ def write_inference(inference: Inference, output: BatchOutput, model: ServedMode
             tensor["data"] = to_json(values)
         described.append(tensor)
     header: dict[str, Any] = {"model_name": MODEL_NAME, "model_version": model.version, "outputs": described}
-    if inference.request_id is not None:
-        header["id"] = inference.request_id
+    if call.request_id is not None:
+        header["id"] = call.request_id
     body, header_length = join_body(header, binary)
-    return Answer(body, header_length, ranked[:, 0].tolist())
+    return Answer(body, header_length)

@@ -19,8 +19,14 @@ async def healthz() -> JSONBytesResponse:
 
 @router.get("/readyz", summary="The model is loaded, warmed up and its backend answers (503 before)")
 async def readyz(gateway: GatewayDep) -> JSONBytesResponse:
-    await require_ready(gateway)
-    return JSONBytesResponse({"status": "ready", "backend": gateway.backend.name, "device": gateway.backend.device})
+    models = gateway.models
+    await require_ready(models)
+    stable = models.stable
+    assert stable is not None, "a ready server has a stable version"
+    backend = stable.backend
+    return JSONBytesResponse(
+        {"status": "ready", "backend": backend.name, "device": backend.device, "version": stable.card.version}
+    )
 
 
 @router.get("/metrics", summary="Prometheus metrics (text format)", response_class=Response)

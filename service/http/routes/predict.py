@@ -1,4 +1,4 @@
-"""POST /v1/predict: request -> validation -> pipeline (decode, field, normalize) -> batcher -> backend -> response."""
+"""POST /v1/predict: the request read into a call for the served model's inference, and its outcome as JSON."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from service.core.inference import Inference, PredictCall
 from service.core.schemas import ErrorResponse, PredictOptions, PredictRequest, PredictResponse
-from service.http.inference import loaded_gateway, prepare_batch, trace_batch
+from service.http.dependencies import models_of, routing_key_of
 from service.http.openapi import request_body_schema
 from service.http.request_route import RequestRoute
 from service.http.requests import read_predict_request
@@ -19,6 +20,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
         400: "empty body, invalid JSON or base64, undecodable or truncated image",
+        404: "the version asked for is not loaded (unknown_model)",
         413: "body, image or image count over its limit",
         415: "unsupported content type",
         422: "invalid options, pixels or image size",
@@ -29,6 +31,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 REQUEST_BODY = {
+    "parameters": [
+        {
+            "name": "version",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "a loaded model version to answer (default: the one the traffic policy picks)",
+        }
+    ],
     "requestBody": {
         "required": True,
         "content": {
@@ -47,7 +58,7 @@ REQUEST_BODY = {
         "description": "JSON instances (base64 images or pixel arrays), or image files as multipart parts "
         "named 'file' with options as query parameters: "
         + ", ".join(f"{name} ({field.description})" for name, field in PredictOptions.model_fields.items()),
-    }
+    },
 }
 
 
@@ -58,19 +69,9 @@ REQUEST_BODY = {
     openapi_extra=REQUEST_BODY,
 )
 async def predict(request: Request) -> JSONBytesResponse:
-    gateway = loaded_gateway(request)
-    pipeline = gateway.pipeline
-    traces = None
-    with gateway.batcher.arrival() as quiet:  # under overload, refused before its body is read and decoded
-        options, inputs = await read_predict_request(request, pipeline.limits)
-        layers = pipeline.layers(options.features)
-        outputs = pipeline.outputs(layers, options)
-        if options.explain:
-            stages = "preprocessing" in options.explain
-            batch, traces = await trace_batch(pipeline, inputs, options.preprocess, stages)
-        else:
-            batch = await prepare_batch(pipeline, inputs, options.preprocess)
-    output = await gateway.batcher.submit(batch, outputs, inline=quiet)
-    items = pipeline.predictions(output, options, layers, traces)
-    gateway.count_predictions(item["label"] for item in items)
-    return JSONBytesResponse(pipeline.body(items))
+    async def read(inference: Inference) -> PredictCall:
+        return await read_predict_request(request, inference.limits)
+
+    version = request.query_params.get("version")
+    outcome = await models_of(request).run(read, version, routing_key_of(request))
+    return JSONBytesResponse(outcome.body())

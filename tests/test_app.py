@@ -1,0 +1,100 @@
+"""The composed app under a real uvicorn server, in the test's event loop so that the test can add background
+tasks beside the app's own (the dashboard sampler): the idle fast path must not depend on how many there are."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
+
+from ops.local_servers import free_port
+from service.app import create_app
+from service.core.settings import ModelSettings, Settings, TelemetrySettings
+
+BURST = 16
+BODY = json.dumps({"instances": [{"pixels": [[0] * 28] * 28}], "preprocess": "none"})
+
+# A burst from another process, so that the requests reach the server together whatever the test's thread does:
+# every connection opened first, then every request written back to back, then every answer read.
+BURST_CLIENT = """
+import socket, sys
+port, count, body = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].encode()
+request = (b"POST /v1/predict HTTP/1.1\\r\\nHost: t\\r\\nContent-Type: application/json\\r\\n"
+           b"Content-Length: %d\\r\\n\\r\\n" % len(body)) + body
+sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+for s in sockets:
+    s.sendall(request)
+statuses = []
+for s in sockets:
+    head = b""
+    while b"\\r\\n" not in head:
+        head += s.recv(4096)
+    statuses.append(head.split()[1].decode())
+print(" ".join(statuses))
+"""
+
+
+async def _idle_work() -> None:
+    while True:  # a long-lived task that wakes now and then, like a repository watcher or a telemetry exporter
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def server(artifact: Path) -> AsyncIterator[str]:
+    port = free_port()
+    settings = Settings(
+        model=ModelSettings(artifact=artifact), telemetry=TelemetrySettings(dashboard_interval_seconds=0.2)
+    )
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    uvicorn_server = uvicorn.Server(config)
+    serving = asyncio.create_task(uvicorn_server.serve())
+    background = [asyncio.create_task(_idle_work()) for _ in range(3)]
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=url) as client:
+        for _ in range(600):
+            if uvicorn_server.started and (await client.get("/readyz")).status_code == 200:
+                break
+            await asyncio.sleep(0.05)
+    try:
+        yield url
+    finally:
+        uvicorn_server.should_exit = True
+        await serving
+        for task in background:
+            task.cancel()
+
+
+async def _counts(url: str) -> tuple[float, float]:
+    """Model calls run inline, and model calls in all."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"{url}/metrics")).text
+    samples = {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples}
+    return samples["digits_inline_batches_total"], samples["digits_batch_size_count"]
+
+
+async def test_an_idle_request_runs_inline_and_a_burst_is_batched(server: str) -> None:
+    assert any(task.get_name() == "dashboard-metrics-history" for task in asyncio.all_tasks())
+    async with httpx.AsyncClient(base_url=server) as client:
+        for _ in range(3):
+            answer = await client.post("/v1/predict", content=BODY, headers={"Content-Type": "application/json"})
+            assert answer.status_code == 200
+    inline, calls = await _counts(server)
+    assert (inline, calls) == (3, 3)
+
+    burst = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", BURST_CLIENT, server.rsplit(":", 1)[1], str(BURST), BODY, stdout=subprocess.PIPE
+    )
+    statuses, _ = await asyncio.wait_for(burst.communicate(), 60)
+    assert statuses.decode().split() == ["200"] * BURST
+    inline_after, calls_after = await _counts(server)
+    assert calls_after - calls < BURST / 2, "a burst is batched, not run one request at a time"
+    assert inline_after - inline <= 1
