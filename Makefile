@@ -10,7 +10,7 @@ ifeq ($(strip $(DIGITS_DATA_DIR)),)
 unexport DIGITS_DATA_DIR
 endif
 
-.PHONY: serve test venv test-venv peers-venv system-deps images lint clean
+.PHONY: serve test check venv test-venv peers-venv system-deps images lint clean
 
 $(BIN)/digits: pyproject.toml .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,16 @@ test: system-deps test-venv peers-venv images
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q -p no:cacheprovider
+
+## The fast tier: linters and every test that needs no Docker, Chromium, TorchServe, benchmark peers or
+## cluster and is not marked slow (markers in pyproject.toml). Builds no image and makes no peers' venv.
+FAST_TESTS := not (docker or browser or torchserve or bench or slow or kubernetes)
+check: test-venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/pytest -q -p no:cacheprovider -m "$(FAST_TESTS)"
 
 lint: test-venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports

@@ -122,6 +122,7 @@ CONTRACT = [
 ]  # fmt: skip
 
 
+@pytest.mark.torchserve
 @pytest.mark.parametrize("name", CONTRACT)
 def test_both_backends_give_the_same_response(
     name: str, digits: Split, gateway: ServerProcess, ts_gateway: ServerProcess
@@ -181,6 +182,7 @@ def feature_values(encoded: dict[str, Any]) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)), dtype=np.float32) / 2
 
 
+@pytest.mark.torchserve
 def test_feature_maps_through_torchserve_have_the_cards_shapes(ts_gateway: ServerProcess, digits: Split) -> None:
     card = httpx.get(f"{ts_gateway.url}/v1/models/digits").json()
     shapes = {row["name"]: row["output_shape"] for row in card["layers"] if row["feature_map"]}
@@ -195,6 +197,7 @@ def test_feature_maps_through_torchserve_have_the_cards_shapes(ts_gateway: Serve
             assert list(values.shape) == shapes[name] and np.isfinite(values).all()
 
 
+@pytest.mark.torchserve
 def test_the_open_inference_protocol_through_torchserve(
     digits: Split, gateway: ServerProcess, ts_gateway: ServerProcess
 ) -> None:
@@ -218,6 +221,7 @@ def test_the_open_inference_protocol_through_torchserve(
             np.testing.assert_allclose(via_torchserve.as_numpy(name), embedded.as_numpy(name), atol=ATOL, rtol=0)
 
 
+@pytest.mark.torchserve
 def test_explain_and_the_layers_endpoint_through_torchserve(ts_gateway: ServerProcess) -> None:
     """TorchServe's handler computes the saliency; the gateway reads conv1's weights off the same artifact."""
     explained = check_input_is_the_field(ts_gateway.url)
@@ -228,6 +232,7 @@ def test_explain_and_the_layers_endpoint_through_torchserve(ts_gateway: ServerPr
 # --- outages --------------------------------------------------------------------------------------
 
 
+@pytest.mark.torchserve
 def test_torchserve_down_gives_503_and_traffic_resumes_when_it_is_back(
     torchserve: TorchServe, ts_gateway: ServerProcess, digits: Split
 ) -> None:

@@ -22,6 +22,8 @@ from ops.torchserve.launcher import TorchServe
 from tests.backends.conftest import torchserve_env
 from tests.servers import gateway_process
 
+pytestmark = pytest.mark.torchserve
+
 TIMEOUT_SECONDS = 5  # the gateway's TorchServe timeout here: a hang would show as a 504 after this long
 
 

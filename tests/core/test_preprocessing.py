@@ -30,6 +30,7 @@ def accuracy(module: torch.jit.ScriptModule, fields: list[np.ndarray], labels: n
     return float((predicted == labels).mean())
 
 
+@pytest.mark.slow
 def test_realistic_uploads_stay_close_to_clean_accuracy(artifact: Path, data_dir: Path) -> None:
     card = load_card(artifact)
     norm = card.input

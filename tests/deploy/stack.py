@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import time
@@ -25,6 +27,11 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 TORCHSERVE_ON_CPU = ROOT / "deploy" / "compose" / "torchserve-cpu.yml"
 # prom/prometheus cannot be pulled here: Prometheus from Debian's package stands in (README "Deploy").
 DEBIAN_PROMETHEUS = ROOT / "deploy" / "compose" / "debian-prometheus.yml"
+# Nor can grafana/grafana, which is never run here: this file gives it a profile no command turns on.
+NO_GRAFANA = ROOT / "deploy" / "compose" / "no-grafana.yml"
+# The settings a user copies to .env; the tests read it in place of any .env in the checkout.
+ENV_EXAMPLE = ROOT / "deploy" / "env.example"
+README = ROOT / "README.md"
 ARTIFACTS = ROOT / "test-artifacts" / "deploy"
 
 
@@ -73,7 +80,7 @@ class ComposeStack:
         }
 
     def compose(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
-        command = [require_docker(), "--no-ansi"]
+        command = [require_docker(), "--no-ansi", "--env-file", str(ENV_EXAMPLE)]
         for file in self.files:
             command += ["-f", str(file)]
         for profile in self.profiles:
@@ -89,6 +96,22 @@ class ComposeStack:
         """Start services without building (the images exist) and wait for nothing."""
         scale_args = [arg for service, count in (scale or {}).items() for arg in ("--scale", f"{service}={count}")]
         self.compose("up", "-d", "--no-build", *scale_args, *services)
+
+    def run_documented(self, line: str) -> None:
+        """A `docker compose ...` line of the README, run as written on this stack's files and settings; the
+        images exist, so nothing is built."""
+        words = shlex.split(line)
+        assert words[:2] == ["docker", "compose"] and "up" in words, line
+        self.compose(*words[2:], "--no-build")
+
+    def started_services(self) -> set[str]:
+        """The services of this project that have a container."""
+        result = subprocess.run(
+            ["docker", "ps", "--all", "--filter", f"label=com.docker.compose.project={self.name}",
+             "--format", '{{.Label "com.docker.compose.service"}}'],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        return set(result.stdout.split())
 
     def down(self) -> None:
         """Keep every container's log as a test artifact, then remove containers, networks and volumes."""
@@ -145,3 +168,11 @@ def inspect(container: str) -> dict[str, object]:
     result = subprocess.run(["docker", "inspect", container], capture_output=True, text=True, timeout=60, check=True)
     info: list[dict[str, object]] = json.loads(result.stdout)
     return info[0]
+
+
+def readme_command(line: str) -> str:
+    """``line``, which the README must show in a fenced bash block, as written there."""
+    blocks = re.findall(r"^```bash\n(.*?)^```", README.read_text(), flags=re.MULTILINE | re.DOTALL)
+    lines = {entry.split("#")[0].strip() for block in blocks for entry in block.splitlines()}
+    assert line in lines, f"README.md shows no `{line}` in a bash block"
+    return line

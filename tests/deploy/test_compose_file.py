@@ -8,6 +8,8 @@ interpolation, merges and profiles). Neither needs a Docker engine for `config`.
 
 from __future__ import annotations
 
+import itertools
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,11 +19,13 @@ import pytest
 import yaml
 
 from ops.monitoring.config import DEFAULT_PROMETHEUS_CONFIG, load_config
+from tests.deploy.stack import readme_command
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_EXAMPLE = ROOT / "deploy" / "env.example"
 GPU_STACK = {"loadbalancer", "gateway", "torchserve", "prometheus", "grafana"}
-CPU_COMMAND_SERVICES = ["gateway-cpu", "loadbalancer", "prometheus", "grafana"]  # README: --profile cpu up ...
+CPU_STACK = {"gateway-cpu", "loadbalancer", "prometheus", "grafana"}
+GPU_COMMAND, CPU_COMMAND = "docker compose up -d", "docker compose --profile cpu up -d"  # README.md
 TORCHSERVE_ON_CPU = ROOT / "deploy" / "compose" / "torchserve-cpu.yml"
 DEBIAN_PROMETHEUS = ROOT / "deploy" / "compose" / "debian-prometheus.yml"
 
@@ -83,9 +87,9 @@ def run_compose(
 
 @pytest.fixture(scope="module")
 def resolved(compose: list[str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The file as Compose resolves it, with the cpu profile on so that every service is listed."""
+    """The file as Compose resolves it, with both profiles on so that every service is listed."""
     env = env_file(tmp_path_factory.mktemp("compose"), "s3cret-from-env-file")
-    result = run_compose(compose, env, "--profile", "cpu", "config")
+    result = run_compose(compose, env, "--profile", "cpu", "--profile", "gpu", "config")
     assert result.returncode == 0, result.stderr
     config: dict[str, Any] = yaml.safe_load(result.stdout)
     return config
@@ -201,21 +205,33 @@ def test_monitoring_is_on_loopback_and_keeps_its_data_in_named_volumes(resolved:
     assert set(resolved["volumes"]) == {"prometheus-data", "grafana-data"}
 
 
-def test_the_cpu_variant_needs_no_gpu(resolved: dict[str, Any]) -> None:
-    """The documented no-GPU command starts gateway-cpu, Prometheus and Grafana, and nothing that wants a GPU."""
+def started_by(command: str, services: dict[str, Any]) -> set[str]:
+    """The services `up` starts, by Compose's rule: those without profiles and those with an enabled one, where a
+    --profile on the command line replaces COMPOSE_PROFILES (set in .env, that is deploy/env.example)."""
+    words = shlex.split(command)
+    profiles = {word for before, word in itertools.pairwise(words) if before == "--profile"}
+    if not profiles:
+        settings = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines() if "=" in line)
+        profiles = set(settings.get("COMPOSE_PROFILES", "").split(",")) - {""}
+    return {
+        name for name, service in services.items() if not service.get("profiles") or profiles & set(service["profiles"])
+    }
+
+
+@pytest.mark.parametrize(("command", "stack"), [(CPU_COMMAND, CPU_STACK), (GPU_COMMAND, GPU_STACK)], ids=["cpu", "gpu"])
+def test_each_readme_command_starts_exactly_its_stack(resolved: dict[str, Any], command: str, stack: set[str]) -> None:
     services = resolved["services"]
-    started, todo = set(), list(CPU_COMMAND_SERVICES)
-    while todo:
-        name = todo.pop()
-        if name not in started:
-            started.add(name)
-            todo.extend(services[name].get("depends_on", {}))
-    assert started == set(CPU_COMMAND_SERVICES)
-    assert not any("deploy" in services[name] for name in started)
+    started = started_by(readme_command(command), services)
+    assert started == stack
+    assert all(dependency in started for name in started for dependency in services[name].get("depends_on", {}))
+
+
+def test_the_cpu_variant_needs_no_gpu(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    assert not any("deploy" in services[name] for name in CPU_STACK)
     cpu = services["gateway-cpu"]
     assert cpu["profiles"] == ["cpu"] and cpu["environment"]["DIGITS_BACKEND"] == "embedded"
     assert "gateway" in cpu["networks"]["default"]["aliases"], "Prometheus finds the gateway by that name"
-    assert not any("profiles" in services[name] for name in GPU_STACK), "plain `docker compose up` is the GPU stack"
 
 
 def test_prometheus_finds_the_services_compose_defines(resolved: dict[str, Any]) -> None:

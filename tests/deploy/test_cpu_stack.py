@@ -1,4 +1,5 @@
-"""`docker-compose --profile cpu up`: the embedded gateway behind the load balancer, scraped by Prometheus."""
+"""The README's `docker compose --profile cpu up -d`: the embedded gateway behind the load balancer, scraped by
+Prometheus."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ import httpx
 import pytest
 
 from tests.deploy.samples import predict_png, samples
-from tests.deploy.stack import COMPOSE_FILE, DEBIAN_PROMETHEUS, ROOT, ComposeStack, inspect
+from tests.deploy.stack import COMPOSE_FILE, DEBIAN_PROMETHEUS, NO_GRAFANA, ROOT, ComposeStack, inspect, readme_command
 
+pytestmark = pytest.mark.docker
+
+CPU_STACK = "docker compose --profile cpu up -d"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "digits.json"
 IMAGES = ["digits-gateway:1.0.0", "digits-torchserve:1.0.0-cpu", "digits-loadbalancer:1.0.0",
           "digits-prometheus-debian:1.0.0"]  # fmt: skip
@@ -21,14 +25,19 @@ IMAGES = ["digits-gateway:1.0.0", "digits-torchserve:1.0.0-cpu", "digits-loadbal
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[ComposeStack]:
-    stack = ComposeStack("digits-test-cpu", [COMPOSE_FILE, DEBIAN_PROMETHEUS], profiles=["cpu"])
+    stack = ComposeStack("digits-test-cpu", [COMPOSE_FILE, DEBIAN_PROMETHEUS, NO_GRAFANA])
     try:
-        stack.up("gateway-cpu", "loadbalancer", "prometheus")
+        stack.run_documented(readme_command(CPU_STACK))
         stack.wait_healthy("gateway-cpu")
         stack.wait_balanced(1)
         yield stack
     finally:
         stack.down()
+
+
+def test_the_command_starts_the_cpu_stack_and_nothing_of_the_gpu_one(stack: ComposeStack) -> None:
+    # Grafana too where it can be pulled: here deploy/compose/no-grafana.yml leaves it out.
+    assert stack.started_services() == {"gateway-cpu", "loadbalancer", "prometheus"}
 
 
 def test_the_gateway_is_healthy_through_its_own_healthcheck(stack: ComposeStack) -> None:

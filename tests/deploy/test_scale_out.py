@@ -15,6 +15,8 @@ import pytest
 from tests.deploy.load import LoadResult, LocustLoad
 from tests.deploy.stack import ARTIFACTS, COMPOSE_FILE, ComposeStack, inspect
 
+pytestmark = pytest.mark.docker
+
 REPLICAS = 3
 GATEWAY = "gateway-cpu"
 # HAProxy's log line of one request (deploy/loadbalancer/haproxy.cfg, log-format).

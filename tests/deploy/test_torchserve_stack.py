@@ -14,6 +14,8 @@ from tests.deploy.samples import predict_png, samples
 from tests.deploy.stack import COMPOSE_FILE, TORCHSERVE_ON_CPU, ComposeStack
 from tests.servers import gateway_process
 
+pytestmark = pytest.mark.docker
+
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[ComposeStack]:

@@ -14,11 +14,14 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 import psutil
+import pytest
 
 from loadtest.open_loop import LoadResult, open_loop
 from loadtest.samples import load_samples
 from loadtest.workloads import Workload, predict_requests
 from tests.servers import gateway_process, uvicorn_workers
+
+pytestmark = pytest.mark.slow
 
 SLOW_CLIENTS = 1000
 HEADER_TIMEOUT_SECONDS = 3

@@ -58,11 +58,13 @@ def run_schemathesis(url: str, tmp_path: Path, key: str | None = None) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_no_failure(gateway: ServerProcess, tmp_path: Path) -> None:
     output = run_schemathesis(gateway.url, tmp_path)
     assert "No issues found" in output or " passed" in output
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_no_failure_with_api_keys(keyed_gateway: tuple[ServerProcess, str], tmp_path: Path) -> None:
     server, key = keyed_gateway
     run_schemathesis(server.url, tmp_path, key)

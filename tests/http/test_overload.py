@@ -28,6 +28,8 @@ from loadtest.workloads import HttpRequest
 from ops.local_servers import ServerProcess
 from tests.servers import gateway_process
 
+pytestmark = pytest.mark.slow
+
 IMAGES_PER_REQUEST = 16
 MAX_QUEUE_WAIT_MS = 100
 MAX_BATCH_SIZE = 64

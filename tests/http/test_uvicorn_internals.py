@@ -133,6 +133,7 @@ def _worker_sockets(supervisor: int, port: int, count: int, gone: int | None = N
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_each_worker_has_its_own_socket(tmp_path: Path) -> None:
     """Each worker listens on a socket of its own, which the supervisor does not hold; so connections opened at once
     land on every worker, however busy each one is at that moment.
@@ -183,6 +184,7 @@ def _connections_held(pid: int, port: int) -> int:
     )
 
 
+@pytest.mark.slow
 def test_a_dead_worker_is_restarted(tmp_path: Path) -> None:
     """A killed worker is replaced, and its replacement listens on a new socket of its own; the dead worker's
     socket leaves the port with it (nobody else holds it), so no new connection waits in its queue."""

@@ -189,11 +189,13 @@ def traffic(stack: Stack) -> float:
     raise AssertionError(f"Prometheus did not see the {sent} requests within 30 s")
 
 
+@pytest.mark.torchserve
 def test_the_gateway_and_torchserve_targets_are_up(stack: Stack, traffic: float) -> None:
     up = {sample["metric"]["job"]: sample["value"][1] for sample in query(stack, "up")}
     assert up == {"gateway": "1", "torchserve": "1"}
 
 
+@pytest.mark.torchserve
 def test_the_alert_rules_are_loaded_and_evaluated(stack: Stack, traffic: float) -> None:
     with urllib.request.urlopen(f"{stack.prometheus_url}/api/v1/rules", timeout=10) as response:
         groups = json.loads(response.read())["data"]["groups"]
@@ -212,6 +214,7 @@ def test_the_alert_rules_are_loaded_and_evaluated(stack: Stack, traffic: float) 
         assert rule["state"] != "firing", f"{name} fires on a healthy stack"
 
 
+@pytest.mark.torchserve
 def test_the_torchserve_series_the_rules_and_dashboard_use_exist(stack: Stack, traffic: float) -> None:
     names = {sample["metric"]["__name__"] for sample in query(stack, 'count by (__name__) ({job="torchserve"})')}
     assert {
@@ -221,6 +224,7 @@ def test_the_torchserve_series_the_rules_and_dashboard_use_exist(stack: Stack, t
     } <= names
 
 
+@pytest.mark.torchserve
 @pytest.mark.parametrize(("title", "expr"), dashboard_queries(), ids=[title for title, _ in dashboard_queries()])
 def test_every_dashboard_query_returns_data(stack: Stack, traffic: float, title: str, expr: str) -> None:
     result = query(stack, grafana_expand(expr), at=traffic)
@@ -236,6 +240,7 @@ def test_the_reasons_for_missing_data_name_real_queries() -> None:
     assert set(NO_DATA_HERE) <= {expr for _, expr in dashboard_queries()}
 
 
+@pytest.mark.torchserve
 def test_the_compose_torchserve_healthcheck_asks_a_real_torchserve(stack: Stack) -> None:
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     test = compose["services"]["torchserve"]["healthcheck"]["test"]

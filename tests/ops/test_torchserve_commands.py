@@ -69,6 +69,7 @@ def refused(url: str) -> bool:
         return sock.connect_ex((host, int(port))) != 0
 
 
+@pytest.mark.torchserve
 def test_serve_with_torchserve_starts_both_and_sigterm_stops_both(tmp_path: Path) -> None:
     logs, cwd = tmp_path / "torchserve-logs", tmp_path / "cwd"
     port = free_port()
@@ -91,6 +92,7 @@ def test_serve_with_torchserve_starts_both_and_sigterm_stops_both(tmp_path: Path
     assert (logs / "ts_log.log").is_file()
 
 
+@pytest.mark.torchserve
 def test_torchserve_command_and_a_gateway_are_the_documented_pair(tmp_path: Path) -> None:
     logs = tmp_path / "torchserve-logs"
     env = torchserve_env(logs)

@@ -82,6 +82,7 @@ def probabilities_of(body: dict[str, Any]) -> np.ndarray:
     return np.asarray([p["probabilities"] for p in body["predictions"]], dtype=np.float32)
 
 
+@pytest.mark.torchserve
 def test_json_and_tensor_bodies_give_the_local_models_answer(
     torchserve: TorchServe, digits: Split, card: ModelCard, local_probabilities: np.ndarray
 ) -> None:
@@ -99,6 +100,7 @@ def test_json_and_tensor_bodies_give_the_local_models_answer(
     np.testing.assert_allclose(output.probabilities, local_probabilities[:4], atol=1e-5)
 
 
+@pytest.mark.torchserve
 def test_the_tensor_answer_carries_only_the_layers_asked_for_at_their_float32_size(
     torchserve: TorchServe, digits: Split, card: ModelCard
 ) -> None:
@@ -117,6 +119,7 @@ def test_the_tensor_answer_carries_only_the_layers_asked_for_at_their_float32_si
             assert len(tensors) / n <= 1.1 * float32_bytes, (name, n, len(tensors), float32_bytes)
 
 
+@pytest.mark.torchserve
 def test_direct_feature_maps_come_in_the_gateways_formats(
     torchserve: TorchServe, digits: Split, card: ModelCard
 ) -> None:
@@ -134,6 +137,7 @@ def test_direct_feature_maps_come_in_the_gateways_formats(
                 assert ("grid" in encoded) == (fmt == "png")
 
 
+@pytest.mark.torchserve
 def test_concurrent_requests_batched_by_torchserve_each_get_their_own_answer(
     torchserve: TorchServe, digits: Split, local_probabilities: np.ndarray
 ) -> None:
@@ -152,6 +156,7 @@ def test_concurrent_requests_batched_by_torchserve_each_get_their_own_answer(
             np.testing.assert_allclose(probabilities_of(answer)[0], local_probabilities[i], atol=1e-5)
 
 
+@pytest.mark.torchserve
 def test_bad_direct_requests_get_the_gateways_error_codes(torchserve: TorchServe, card: ModelCard) -> None:
     blank = [[0] * 28] * 28
     tensor, headers = encode_request(np.zeros((1, 1, 28, 28), np.float32), frozenset({"conv9"}))
@@ -168,6 +173,7 @@ def test_bad_direct_requests_get_the_gateways_error_codes(torchserve: TorchServe
         assert (got_status, json.loads(answer)["error"]["code"]) == (status, code)
 
 
+@pytest.mark.torchserve
 def test_metrics_are_prometheus_text_with_the_inference_counters(torchserve: TorchServe, digits: Split) -> None:
     for _ in range(3):
         assert post(torchserve.predict_url, pixels(digits.images[:1]))[0] == 200
@@ -181,6 +187,7 @@ def test_metrics_are_prometheus_text_with_the_inference_counters(torchserve: Tor
     assert served and served[0].value >= 3
 
 
+@pytest.mark.torchserve
 def test_logs_go_to_the_log_dir(torchserve: TorchServe) -> None:
     written = {path.name for path in torchserve.config.log_dir.iterdir()}
     assert {"ts_log.log", "model_log.log", "access_log.log", "torchserve.out"} <= written

@@ -38,6 +38,8 @@ from service.core.api_keys import new_key
 from tests.cards import network_artifact, uncalibrated_artifact
 from tests.servers import REPO, ServerProcess, gateway_process
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = REPO / "test-artifacts"
