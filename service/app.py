@@ -18,6 +18,8 @@ from service.core.errors import ErrorCode
 from service.core.gateway import Gateway
 from service.core.oip.metadata import ServedModel
 from service.core.settings import Settings, get_settings
+from service.grpc.server import start_grpc_server
+from service.grpc.servicer import InferenceService
 from service.http.auth import ApiKeyMiddleware, document_api_keys, protected_paths
 from service.http.error_handlers import ErrorResponder
 from service.http.middleware import BodySizeLimitMiddleware, MetricsMiddleware
@@ -45,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     gateway = Gateway.create(settings, build_backend(settings))
     api_keys = ApiKeys(settings.api_keys_file) if settings.api_keys_file else None
+    served_model = ServedModel(gateway.inference.card)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -53,9 +56,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with suppress(ValueError, RuntimeError, NotImplementedError):
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, api_keys.reload)
         await gateway.start()
+        grpc_server = None
+        if settings.grpc_port:
+            grpc_service = InferenceService(gateway.inference, served_model, gateway.metrics, api_keys)
+            grpc_server = await start_grpc_server(
+                grpc_service,
+                settings.host,
+                settings.grpc_port,
+                max_message_bytes=settings.max_body_bytes,
+                shared_port=settings.workers > 1,
+            )
         try:
             yield
         finally:
+            if grpc_server is not None:  # new calls are refused; those in flight get the grace period to finish
+                await grpc_server.stop(settings.graceful_shutdown_seconds)
             await gateway.stop()
 
     app = FastAPI(
@@ -67,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.gateway = gateway
-    app.state.served_model = ServedModel(gateway.inference.card)
+    app.state.served_model = served_model
 
     def count_error(code: ErrorCode) -> None:
         gateway.metrics.errors.labels(code=code.value).inc()

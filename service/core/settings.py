@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     # Where and what to serve.
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    # Off unless asked for: the gateway opens no port the operator did not name. The deployments use 8001,
+    # the port Triton's and KServe's gRPC clients expect beside HTTP on 8000.
+    grpc_port: int = Field(0, ge=0, le=65535, description="port of the Open Inference Protocol over gRPC; 0: off")
     artifact: Path = DEFAULT_ARTIFACT
     backend: Literal["embedded", "torchserve"] = "embedded"
     device: Literal["auto", "cpu", "cuda"] = "auto"

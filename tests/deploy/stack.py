@@ -49,6 +49,7 @@ class ComposeStack:
     profiles: Sequence[str] = ()
     settings: dict[str, str] = field(default_factory=dict)  # compose variables, e.g. DIGITS_WORKERS
     port: int = field(default_factory=free_port)
+    grpc_port: int = field(default_factory=free_port)
     stats_port: int = field(default_factory=free_port)
     prometheus_port: int = field(default_factory=free_port)
 
@@ -56,6 +57,11 @@ class ComposeStack:
     def url(self) -> str:
         """The load balancer: the stack's one entrance."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def grpc_address(self) -> str:
+        """The load balancer's gRPC port, as host:port."""
+        return f"127.0.0.1:{self.grpc_port}"
 
     @property
     def prometheus_url(self) -> str:
@@ -66,6 +72,7 @@ class ComposeStack:
             **os.environ,
             "COMPOSE_PROJECT_NAME": self.name,
             "DIGITS_PUBLISH_PORT": f"127.0.0.1:{self.port}",
+            "DIGITS_GRPC_PUBLISH_PORT": f"127.0.0.1:{self.grpc_port}",
             "HAPROXY_STATS_PORT": str(self.stats_port),
             "PROMETHEUS_PORT": str(self.prometheus_port),
             "GRAFANA_ADMIN_PASSWORD": "not-started-in-tests",
