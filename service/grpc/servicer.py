@@ -24,6 +24,7 @@ from service.grpc.status import details, grpc_status, trailing_metadata
 
 log = logging.getLogger(__name__)
 
+# The spec's name, the one on the wire (the .proto's package differs: see there).
 SERVICE = "inference.GRPCInferenceService"
 ROUTE_PREFIX = "grpc:"
 # gRPC calls are HTTP/2 POSTs; the status label is the HTTP status of the answer's error code (200 when none), so

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from grpc_tools import protoc
 
-GENERATED = Path(__file__).resolve().parents[2] / "service" / "grpc" / "generated"
+ROOT = Path(__file__).resolve().parents[2]
+GENERATED = ROOT / "service" / "grpc" / "generated"
 PROTO = "predict_v2.proto"
 MODULES = ("predict_v2_pb2.py", "predict_v2_pb2.pyi")
 
@@ -22,3 +26,12 @@ def test_the_stubs_match_the_proto(tmp_path: Path) -> None:
     assert protoc.main(arguments) == 0
     stale = [name for name in MODULES if (tmp_path / name).read_text() != (GENERATED / name).read_text()]
     assert stale == [], "run `make grpc-stubs` and commit the result"
+
+
+@pytest.mark.parametrize("client", ["kserve.protocol.grpc.grpc_predict_v2_pb2", "tritonclient.grpc"])
+def test_the_stubs_load_beside_a_clients(client: str) -> None:
+    """KServe's and Triton's modules name their messages inference.*, ours digits.inference.*: Python's one
+    descriptor pool takes both. (KServe's and Triton's cannot share a process with each other.)"""
+    script = f"import {client}, service.grpc.generated.predict_v2_pb2"
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
