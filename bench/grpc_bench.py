@@ -20,6 +20,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,10 @@ class Job:
     seconds: float
 
 
-async def _grpc_loop(job: Job, until: float, latencies: list[float]) -> None:
+Infer = Callable[[], Awaitable[object]]
+
+
+async def _grpc_client(job: Job) -> tuple[Infer, Callable[[], Awaitable[None]]]:
     import tritonclient.grpc as grpc_client
     import tritonclient.grpc.aio as grpc_aio
 
@@ -54,15 +58,10 @@ async def _grpc_loop(job: Job, until: float, latencies: list[float]) -> None:
     tensor = grpc_client.InferInput("pixels", [1, 28, 28], "FP32")
     tensor.set_data_from_numpy(PIXELS)
     outputs = [grpc_client.InferRequestedOutput(name) for name in ("probabilities", "label")]
-    try:
-        while (started := time.perf_counter()) < until:
-            await client.infer(MODEL, [tensor], outputs=outputs)
-            latencies.append(time.perf_counter() - started)
-    finally:
-        await client.close()
+    return lambda: client.infer(MODEL, [tensor], outputs=outputs), client.close
 
 
-async def _http_loop(job: Job, until: float, latencies: list[float]) -> None:
+async def _http_client(job: Job) -> tuple[Infer, Callable[[], Awaitable[None]]]:
     import tritonclient.http as http_client
     import tritonclient.http.aio as http_aio
 
@@ -71,20 +70,28 @@ async def _http_loop(job: Job, until: float, latencies: list[float]) -> None:
     tensor = http_client.InferInput("pixels", [1, 28, 28], "FP32")
     tensor.set_data_from_numpy(PIXELS, binary_data=binary)
     outputs = [http_client.InferRequestedOutput(name, binary_data=binary) for name in ("probabilities", "label")]
-    try:
-        while (started := time.perf_counter()) < until:
-            await client.infer(MODEL, [tensor], outputs=outputs)
-            latencies.append(time.perf_counter() - started)
-    finally:
-        await client.close()
+    return lambda: client.infer(MODEL, [tensor], outputs=outputs), client.close
+
+
+async def _loop(infer: Infer, until: float, latencies: list[float]) -> None:
+    while (started := time.perf_counter()) < until:
+        await infer()
+        latencies.append(time.perf_counter() - started)
 
 
 async def _run_clients(job: Job, start_at: float) -> list[float]:
-    loop = _grpc_loop if job.transport == "gRPC binary" else _http_loop
+    make = _grpc_client if job.transport == "gRPC binary" else _http_client
+    clients = [await make(job) for _ in range(job.clients)]
+    for infer, _ in clients:
+        await infer()  # connected, and the client's first-call costs paid, before the clock starts
     await asyncio.sleep(max(0.0, start_at - time.time()))
     until = time.perf_counter() + job.seconds
     latencies: list[float] = []
-    await asyncio.gather(*(loop(job, until, latencies) for _ in range(job.clients)))
+    try:
+        await asyncio.gather(*(_loop(infer, until, latencies) for infer, _ in clients))
+    finally:
+        for _, close in clients:
+            await close()
     return latencies
 
 
@@ -95,7 +102,7 @@ def _process(job: Job, start_at: float) -> list[float]:
 def measure(transport: str, address: str, connections: int, processes: int, seconds: float) -> dict[str, float]:
     processes = min(processes, connections)
     shares = [connections // processes + (i < connections % processes) for i in range(processes)]
-    start_at = time.time() + 2.0  # every process has imported its client by then
+    start_at = time.time() + 5.0  # every process has connected its clients by then
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         results = pool.starmap(_process, [(Job(transport, address, share, seconds), start_at) for share in shares])
     latencies = np.array([value for result in results for value in result])
@@ -121,7 +128,7 @@ def main() -> None:
         for connections in args.connections:
             for transport in TRANSPORTS:
                 address = addresses.get(transport, http_address)
-                measure(transport, address, connections, args.processes, 2.0)  # warm-up
+                measure(transport, address, connections, args.processes, 1.0)  # warm-up
                 result = measure(transport, address, connections, args.processes, args.seconds)
                 rows.append((transport, connections, result))
                 print(f"{transport} x{connections}: {result['rps']:.0f} req/s", file=sys.stderr, flush=True)
