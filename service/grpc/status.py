@@ -6,6 +6,7 @@ HTTP status of the code                        gRPC status         codes
 400, 413, 415, 422 (the request is wrong)      INVALID_ARGUMENT    invalid_tensor, too_many_images, ...
 401                                            UNAUTHENTICATED     unauthorized
 404                                            NOT_FOUND           unknown_model
+405                                            UNIMPLEMENTED       method_not_allowed (HTTP only)
 503 (try again later)                          UNAVAILABLE         queue_full, not_ready, ...
 504                                            DEADLINE_EXCEEDED   backend_timeout
 500 and anything else                          INTERNAL            internal_error
@@ -31,6 +32,7 @@ STATUS_BY_HTTP: dict[int, grpc.StatusCode] = {
     422: grpc.StatusCode.INVALID_ARGUMENT,
     401: grpc.StatusCode.UNAUTHENTICATED,
     404: grpc.StatusCode.NOT_FOUND,
+    405: grpc.StatusCode.UNIMPLEMENTED,
     503: grpc.StatusCode.UNAVAILABLE,
     504: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
