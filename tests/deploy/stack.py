@@ -122,8 +122,9 @@ class ComposeStack:
     def logs(self, service: str) -> str:
         return self.compose("logs", "--no-color", service, check=False).stdout
 
-    def server_states(self) -> dict[str, str]:
-        """HAProxy's view of the replicas: server name -> UP, DOWN, ... (slots no replica resolves to left out)."""
+    def server_states(self, backend: str = "gateways") -> dict[str, str]:
+        """HAProxy's view of the replicas in ``backend`` (``grpc-gateways``: gRPC's): server name -> UP, DOWN, ...
+        (slots no replica resolves to left out)."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.stats_port}/stats;csv", timeout=5) as response:
             lines = response.read().decode().splitlines()
         header = lines[0].lstrip("# ").split(",")
@@ -131,17 +132,17 @@ class ComposeStack:
         return {
             row["svname"]: row["status"]
             for row in rows
-            if row["pxname"] == "gateways"
+            if row["pxname"] == backend
             and row["svname"] not in ("FRONTEND", "BACKEND")
             and row["status"] != "MAINT (resolution)"
         }
 
-    def wait_balanced(self, replicas: int, timeout: float = 120) -> None:
+    def wait_balanced(self, replicas: int, timeout: float = 120, backend: str = "gateways") -> None:
         """Wait until the load balancer sends traffic to exactly ``replicas`` replicas that are UP."""
         deadline = time.monotonic() + timeout
         states: dict[str, str] = {}
         while time.monotonic() < deadline:
-            states = self.server_states()
+            states = self.server_states(backend)
             if list(states.values()).count("UP") == replicas:
                 return
             time.sleep(0.5)

@@ -48,6 +48,7 @@ def test_a_png_upload_through_the_published_port_gets_the_right_label(stack: Com
 
 
 def test_grpc_through_the_load_balancer_gets_the_right_labels(stack: ComposeStack) -> None:
+    stack.wait_balanced(1, backend="grpc-gateways")
     chosen = samples()[:8]
     files = triton_grpc.InferInput("image", [len(chosen)], "BYTES")
     files.set_data_from_numpy(np.array([sample.path.read_bytes() for sample in chosen], dtype=np.object_))
