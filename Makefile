@@ -27,9 +27,9 @@ $(VENV)/.test-deps: $(BIN)/digits
 test-venv: $(VENV)/.test-deps
 
 ## The benchmark's LitServe and BentoML peers live in a virtualenv of their own (pinned in
-## loadtest/peers/requirements.txt; default ~/.cache/digits/peers-venv): made here once, so the tests don't.
+## bench/peers/requirements.txt; default ~/.cache/digits/peers-venv): made here once, so the tests don't.
 peers-venv: venv
-	$(BIN)/python -m loadtest.peers_venv
+	$(BIN)/python -m bench.peers_venv
 
 ## Debian packages the tests drive for real: Java for TorchServe, Prometheus, headless Chromium, wrk (the
 ## benchmark's load generator), and the Docker engine, docker-compose and debootstrap for the deploy suite.

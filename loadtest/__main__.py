@@ -1,4 +1,4 @@
-"""``python -m loadtest loadtest ...`` or ``python -m loadtest benchmark ...``: the same as ``digits ...``."""
+"""``python -m loadtest loadtest ...``: the same as ``digits loadtest ...`` (the benchmark: ``python -m bench``)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from loadtest.cli import add_benchmark, add_loadtest
+from loadtest.cli import add_loadtest
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest", description="Load tests and benchmarks of digits.")
+    parser = argparse.ArgumentParser(prog="python -m loadtest", description="Load tests of digits.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_loadtest(sub)
-    add_benchmark(sub)
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import numpy as np
 from pydantic import BaseModel, Field
 
+from model.baseline import Baseline
+
 if TYPE_CHECKING:
     import torch
 
@@ -107,6 +109,14 @@ class Evaluation(BaseModel):
     confusion_matrix: list[list[int]] = Field(description="Rows: true label, columns: predicted label")
 
 
+class Probe(BaseModel):
+    """One MNIST test digit with the label the model must give it: checked before a version takes traffic."""
+
+    index: int = Field(description="Its position in the MNIST test split")
+    label: int
+    pixels: str = Field(description="The 28x28 uint8 gray values, ink bright, row-major, base64")
+
+
 class ModelCard(BaseModel):
     name: str
     version: str
@@ -119,6 +129,9 @@ class ModelCard(BaseModel):
     training: Training
     calibration: Calibration | None = None
     evaluation: Evaluation = Field(description="The artifact as served (calibrated), on the MNIST test digits")
+    # Recorded at training from model 2.1.0 on (added to 2.1.0's card afterwards); empty in earlier cards.
+    probes: list[Probe] = Field([], description="One test digit per class the model labels right (model/probes.py)")
+    baseline: Baseline | None = Field(None, description="What the drift monitor compares the served inputs with")
 
     @property
     def feature_layers(self) -> list[str]:

@@ -12,6 +12,7 @@ from model.evaluate import evaluate, predict_logits, probabilities_of
 from model.layers import describe_layers
 from model.mnist import Mnist
 from model.network import ConvNet, parameter_count
+from model.probes import choose_probes
 
 MODEL_NAME = "digits-convnet"
 MODEL_VERSION = "2.1.0"
@@ -26,6 +27,7 @@ def export(
     spec: InputSpec,
     temperature: float,
     validation_samples: int,
+    version: str = MODEL_VERSION,
 ) -> ModelCard:
     """Write the TorchScript artifact to ``out`` and its card beside it; evaluate exactly what was written."""
     model = model.cpu().to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
@@ -35,10 +37,11 @@ def export(
     out.parent.mkdir(parents=True, exist_ok=True)
     scripted.save(str(out))
     served = torch.jit.load(str(out), map_location="cpu").eval()
-    uncalibrated = predict_logits(served, data.test.images, spec) * temperature
+    served_logits = predict_logits(served, data.test.images, spec)
+    uncalibrated = served_logits * temperature
     card = ModelCard(
         name=MODEL_NAME,
-        version=MODEL_VERSION,
+        version=version,
         artifact=out.name,
         sha256=file_sha256(out),
         parameter_count=parameter_count(model),
@@ -51,6 +54,7 @@ def export(
             uncalibrated=calibration_metrics(probabilities_of(uncalibrated), data.test.labels),
         ),
         evaluation=evaluate(served, data.test, spec),
+        probes=choose_probes(data.test, served_logits.argmax(dim=1).numpy()),
     )
     save_card(card, out)
     return card

@@ -19,7 +19,7 @@ from model.calibration import fit_temperature
 from model.card import InputSpec, ModelCard, Training
 from model.device import resolve_device
 from model.evaluate import predict_logits
-from model.export import export
+from model.export import MODEL_VERSION, export
 from model.mnist import Mnist
 from model.network import ConvNet
 
@@ -29,6 +29,7 @@ VALIDATION_SAMPLES = 5_000  # the last training digits: held out to fit the temp
 @dataclass(frozen=True)
 class TrainConfig:
     out: Path
+    version: str = MODEL_VERSION  # the card's
     epochs: int = 40
     seed: int = 2  # the shipped model's: of seeds 0-2, the best on the held-out digits (docs/model.md)
     device: str = "auto"
@@ -199,5 +200,12 @@ def train(data: Mnist, config: TrainConfig) -> ModelCard:
         epoch_validation_accuracy=[round(h.validation_accuracy, 6) for h in history],
     )
     return export(
-        model, data, config.out, training, spec=spec, temperature=temperature, validation_samples=len(validation_y)
+        model,
+        data,
+        config.out,
+        training,
+        spec=spec,
+        temperature=temperature,
+        validation_samples=len(validation_y),
+        version=config.version,
     )

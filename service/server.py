@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import sys
@@ -12,13 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
-from uvicorn.config import STARTUP_FAILURE
 
 from service.app import create_app
 from service.core.metrics import MULTIPROCESS_DIR_VARIABLE
 from service.core.settings import Settings
-from service.http.protocol import GatewayProtocol
-from service.workers import ReusePortMultiprocess, bind_worker_sockets
+from service.uvicorn_internals import STARTUP_FAILURE, GatewayProtocol, ReusePortMultiprocess, require_tested_uvicorn
+from service.workers import bind_worker_sockets
 
 
 def run_gateway(settings: Settings) -> None:
@@ -32,36 +30,32 @@ def run_gateway(settings: Settings) -> None:
     Each worker reads its settings from the environment (these settings, exported) and has its own
     model and batcher; the metrics of all of them are added up in a shared directory (prometheus-client's
     multiprocess mode), so every worker's ``/metrics`` reports the whole server.
+
+    An untested uvicorn release is refused first: the gateway overrides its internals (``service.uvicorn_internals``).
     """
+    require_tested_uvicorn()
     options = {
-        "host": settings.host,
-        "port": settings.port,
+        "host": settings.server.host,
+        "port": settings.server.port,
         "access_log": False,
-        "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
+        "timeout_graceful_shutdown": settings.server.graceful_shutdown_seconds,
         "log_level": "info",
-        "http": functools.partial(GatewayProtocol, header_timeout=settings.header_timeout_seconds),
+        "http": functools.partial(GatewayProtocol, header_timeout=settings.server.header_timeout_seconds),
     }
-    if settings.workers == 1:
+    if settings.server.workers == 1:
         uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
         return
-    config = uvicorn.Config("service.app:create_app", factory=True, workers=settings.workers, **options)  # type: ignore[arg-type]
+    config = uvicorn.Config("service.app:create_app", factory=True, workers=settings.server.workers, **options)  # type: ignore[arg-type]
     try:
-        sockets = bind_worker_sockets(settings.host, settings.port, settings.workers)
+        sockets = bind_worker_sockets(settings.server.host, settings.server.port, settings.server.workers)
     except OSError as exc:
-        logging.getLogger("uvicorn.error").error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
+        logging.getLogger("uvicorn.error").error(
+            "cannot listen on %s:%d: %s", settings.server.host, settings.server.port, exc
+        )
         sys.exit(STARTUP_FAILURE)
     with _shared_metrics_directory():
-        os.environ.update(settings_environment(settings))
+        os.environ.update(settings.environment())
         ReusePortMultiprocess(config, sockets).run()
-
-
-def settings_environment(settings: Settings) -> dict[str, str]:
-    """``DIGITS_*`` variables that make ``Settings()`` in another process equal ``settings``."""
-    values = settings.model_dump(mode="json", exclude_none=True)
-    return {
-        f"DIGITS_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
-        for name, value in values.items()
-    }
 
 
 @contextmanager

@@ -46,7 +46,7 @@ def uvicorn_workers(supervisor: int) -> set[int]:
 def echo_peer(tmp_dir: Path) -> Iterator[str]:
     """The benchmark's bare FastAPI echo app on a free port: it answers 200 with the request itself."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "loadtest.peers.echo_app:app", "--port", str(port),
+    command = [sys.executable, "-m", "uvicorn", "bench.peers.echo_app:app", "--port", str(port),
                "--log-level", "warning"]  # fmt: skip
     server = ServerProcess(f"echo-{port}", command, os.environ, tmp_dir, cwd=REPO, url=f"http://127.0.0.1:{port}")
     server.start(f"{server.url}/readyz", 60)

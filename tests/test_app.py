@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ops.local_servers import free_port
 from service.app import create_app
-from service.core.settings import Settings
+from service.core.settings import ModelSettings, Settings, TelemetrySettings
 
 BURST = 16
 BODY = json.dumps({"instances": [{"pixels": [[0] * 28] * 28}], "preprocess": "none"})
@@ -50,7 +50,10 @@ async def _idle_work() -> None:
 @pytest.fixture
 async def server(artifact: Path) -> AsyncIterator[str]:
     port = free_port()
-    app = create_app(Settings(artifact=artifact, port=port, dashboard_interval_seconds=0.2))
+    settings = Settings(
+        model=ModelSettings(artifact=artifact), telemetry=TelemetrySettings(dashboard_interval_seconds=0.2)
+    )
+    app = create_app(settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     uvicorn_server = uvicorn.Server(config)
     serving = asyncio.create_task(uvicorn_server.serve())

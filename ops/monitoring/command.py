@@ -50,7 +50,7 @@ def default_torchserve_metrics(backend: str | None) -> str | None:
     from service.core.settings import get_settings
 
     settings = get_settings()
-    if (backend or settings.backend) != "torchserve":
+    if (backend or settings.model.backend) != "torchserve":
         return None
     url = URL(OpsSettings().torchserve_metrics_url)
     return f"{url.host}:{url.port}"

@@ -39,8 +39,8 @@ def launcher_config(settings: Settings, ops: OpsSettings, mar: Path) -> TorchSer
     from ops.torchserve.launcher import TorchServeConfig
 
     urls = {
-        "DIGITS_TORCHSERVE_URL": URL(settings.torchserve_url),
-        "DIGITS_TORCHSERVE_MANAGEMENT_URL": URL(settings.torchserve_management_url),
+        "DIGITS_TORCHSERVE_URL": URL(settings.torchserve.torchserve_url),
+        "DIGITS_TORCHSERVE_MANAGEMENT_URL": URL(settings.torchserve.torchserve_management_url),
         "DIGITS_TORCHSERVE_METRICS_URL": URL(ops.torchserve_metrics_url),
     }
     if len({url.host for url in urls.values()}) != 1 or any(url.port is None for url in urls.values()):
@@ -54,7 +54,7 @@ def launcher_config(settings: Settings, ops: OpsSettings, mar: Path) -> TorchSer
         inference_port=int(inference.port or 0),
         management_port=int(management.port or 0),
         metrics_port=int(metrics.port or 0),
-        model_name=settings.torchserve_model,
+        model_name=settings.torchserve.torchserve_model,
         workers=ops.torchserve_workers,
         start_timeout_seconds=ops.torchserve_start_timeout_seconds,
     )
@@ -70,7 +70,7 @@ def local_torchserve(settings: Settings, ops: OpsSettings) -> Iterator[TorchServ
         mar = ops.torchserve_mar
         if mar is None:
             store = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="digits-model-store-")))
-            mar = build_archive(settings.artifact, store, model_name=settings.torchserve_model)
+            mar = build_archive(settings.model.artifact, store, model_name=settings.torchserve.torchserve_model)
         torchserve = stack.enter_context(TorchServe(launcher_config(settings, ops, mar)))
         log.info("TorchServe ready: %s (logs in %s)", torchserve.predict_url, ops.torchserve_log_dir)
         yield torchserve

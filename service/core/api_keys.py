@@ -1,6 +1,8 @@
-"""API keys: a file of sha256 hashes, one a line with an optional name, checked in constant time.
+"""API keys: a file of sha256 hashes, one a line with an optional name, role and options, checked in constant time.
 
-The file holds no key, only ``<sha256 hex of the key> [name]`` per line (``#`` starts a comment).
+The file holds no key, only ``<sha256 hex of the key> [name] [role=predict|admin] [option=value ...]`` per line
+(``#`` starts a comment). A key's role is ``predict`` unless the line says ``role=admin``: an admin key may also
+manage the model repository and rollouts. Other ``option=value`` fields are kept for whoever reads them.
 It is re-read when it changes (checked at most once a second) and on ``reload()`` (SIGHUP).
 A key is never logged or kept; only its name is, which is what a caller may report.
 """
@@ -13,8 +15,10 @@ import logging
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +38,33 @@ def bearer_key(credentials: str) -> str | None:
     return key.strip()
 
 
-def new_key(name: str = "") -> tuple[str, str]:
-    """A new random key and the line that lets it in (its hash and ``name``)."""
+def new_key(name: str = "", role: Role = "predict") -> tuple[str, str]:
+    """A new random key and the line that lets it in (its hash, ``name`` and, for an admin key, its role)."""
     key = secrets.token_urlsafe(32)
-    return key, f"{key_hash(key)} {name}".strip()
+    return key, " ".join(part for part in (key_hash(key), name, "role=admin" if role == "admin" else "") if part)
+
+
+Role = Literal["predict", "admin"]
+ROLES: tuple[Role, ...] = ("predict", "admin")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Whose a presented key is: its name (what logs and metrics may show), its role, and its line's options."""
+
+    name: str
+    role: Role = "predict"
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
 
 @dataclass(frozen=True)
 class _Entry:
     digest: bytes
-    name: str
+    caller: Caller
 
 
 class ApiKeys:
@@ -68,18 +89,24 @@ class ApiKeys:
             return
         entries: list[_Entry] = []
         for number, line in enumerate(text.splitlines(), start=1):
-            fields = line.split("#", 1)[0].split(None, 1)
+            fields = line.split("#", 1)[0].split()
             if not fields:
                 continue
             digest = fields[0].lower()
             if not HASH.fullmatch(digest):
                 log.warning("API keys file %s, line %d: not a sha256 hex digest; skipped", self.path, number)
                 continue
-            name = fields[1].strip() if len(fields) > 1 else f"line {number}"
-            entries.append(_Entry(bytes.fromhex(digest), name))
+            caller = _caller(fields[1:], f"line {number}")
+            if caller is None:
+                log.warning(
+                    "API keys file %s, line %d: role is neither %s; skipped", self.path, number, " nor ".join(ROLES)
+                )
+                continue
+            entries.append(_Entry(bytes.fromhex(digest), caller))
         self._entries = tuple(entries)
         self._signature = (stat.st_mtime_ns, stat.st_size)
-        log.info("API keys: %d loaded from %s (%s)", len(entries), self.path, ", ".join(e.name for e in entries))
+        described = ", ".join(f"{e.caller.name} ({e.caller.role})" for e in entries)
+        log.info("API keys: %d loaded from %s (%s)", len(entries), self.path, described)
 
     def _reload_if_changed(self) -> None:
         now = time.monotonic()
@@ -94,13 +121,24 @@ class ApiKeys:
         if signature != self._signature:
             self.reload()
 
-    def identify(self, key: str) -> str | None:
-        """The name of ``key``, or None when it is not one of ours. Every stored hash is compared, in
-        constant time, so the answer's timing says nothing about which one came close."""
+    def identify(self, key: str) -> Caller | None:
+        """Whose ``key`` is, or None when it is not one of ours. Every stored hash is compared, in constant time,
+        so the answer's timing says nothing about which one came close."""
         self._reload_if_changed()
         presented = hashlib.sha256(key.encode()).digest()
-        found: str | None = None
+        found: Caller | None = None
         for entry in self._entries:
             if hmac.compare_digest(presented, entry.digest):
-                found = entry.name
+                found = entry.caller
         return found
+
+
+def _caller(fields: list[str], default_name: str) -> Caller | None:
+    """The caller a line's fields after the hash describe: a name (the first field without ``=``), ``role=`` and
+    other options; None for an unknown role."""
+    names = [f for f in fields if "=" not in f]
+    options = dict(f.split("=", 1) for f in fields if "=" in f)
+    role = options.pop("role", "predict")
+    if role not in ROLES:
+        return None
+    return Caller(" ".join(names) or default_name, role, options)

@@ -11,7 +11,8 @@ Admission is by time, not count: a request may wait ``max_queue_wait`` for the m
 One whose expected wait, from the model's measured throughput, is longer is answered ``queue_full``
 (503 with Retry-After) at once; one still queued at its deadline is answered the same and never run
 late. A full queue (``max_queue_images``) is the last bound.
-On ``stop`` everything already queued is still served before the worker exits.
+On ``stop`` new requests are refused, and everything already admitted (being read, or queued) is still served
+before the workers exit: a model version being unloaded finishes what it took.
 
 Idle fast path: a request of at most ``inline_max_images``, on a backend that can predict inline, runs at once in
 the event loop's thread when it finds no other request in flight: none being read or prepared (``arrival``), none
@@ -74,31 +75,38 @@ class Batcher:
         self._queue: deque[_Pending] = deque()
         self._queued_images = 0
         self._arrived = asyncio.Event()
-        self._closing = False
+        self._closing = False  # new requests refused
+        self._draining = False  # and the workers end once the queue is empty
         self._workers: list[asyncio.Task[None]] = []
         self._running_ends: list[float] = []  # when each batch now running is expected to end
         self._arriving = 0  # requests admitted and being read, not queued yet
         self._deciding = 0  # requests yielding once before they run inline
         self._images_per_request = 1.0  # recent average
+        self.model_seconds = 0.0  # spent in the model since start
 
     def start(self) -> None:
         self._workers = [
             asyncio.create_task(self._run(), name=f"batcher-{n}") for n in range(self._backend.max_batches_in_flight)
         ]
 
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
     async def stop(self) -> None:
-        """Refuse new work, serve everything queued, then end the workers."""
+        """Refuse new requests, serve every one already admitted, then end the workers."""
         self._closing = True
+        while self._arriving or self._deciding:  # admitted and still being read: they queue soon
+            await asyncio.sleep(0.005)
+        self._draining = True
         self._arrived.set()
         await asyncio.gather(*self._workers)
 
     def admit(self, images: int = 0) -> None:
         """Raise now when ``images`` more could not start within ``max_queue_wait``: ``queue_full`` (503
-        with Retry-After), or ``not_ready`` while shutting down."""
-        if self._closing:
-            raise ApiError(
-                ErrorCode.not_ready, "the server is shutting down", headers={"Retry-After": self._retry_after}
-            )
+        with Retry-After), or ``not_ready`` once stopped."""
+        if self._draining:
+            raise self._stopped()
         if self._queued_images + images > self.max_queue_images:
             raise self._queue_full(f"the queue is full ({self._queued_images} images waiting)")
         ahead = self._queued_images + round(self._arriving * self._images_per_request)
@@ -114,12 +122,17 @@ class Batcher:
         """Around reading and preparing a request, before ``submit``: admitted first (refused before its body
         is read), then counted as images on their way, so that requests admitted together do not all count
         on the same short queue, and as a request in flight."""
+        if self._closing:
+            raise self._stopped()
         self.admit()
         self._arriving += 1
         try:
             yield
         finally:
             self._arriving -= 1
+
+    def _stopped(self) -> ApiError:
+        return ApiError(ErrorCode.not_ready, "the model is stopping", headers={"Retry-After": self._retry_after})
 
     def _queue_full(self, why: str) -> ApiError:
         return ApiError(ErrorCode.queue_full, f"{why}; retry shortly", headers={"Retry-After": self._retry_after})
@@ -150,7 +163,7 @@ class Batcher:
     async def _run(self) -> None:
         while True:
             if not self._queue:
-                if self._closing:
+                if self._draining:
                     return
                 self._arrived.clear()
                 await self._arrived.wait()
@@ -164,7 +177,7 @@ class Batcher:
 
     async def _fill_or_timeout(self) -> None:
         deadline = self._queue[0].enqueued_at + self.max_wait_seconds
-        while self._queued_images < self.max_batch_size and not self._closing:
+        while self._queued_images < self.max_batch_size and not self._draining:
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 return
@@ -206,6 +219,11 @@ class Batcher:
         return max(0.0, min(self._running_ends) - time.perf_counter())
 
     @property
+    def queued(self) -> int:
+        """Requests waiting for the model."""
+        return len(self._queue)
+
+    @property
     def in_flight(self) -> int:
         """Requests admitted and not answered yet: being read or prepared, about to run inline, queued, or in a
         running batch (counted as one each)."""
@@ -226,6 +244,7 @@ class Batcher:
             self._record_batch(len(inputs), time.perf_counter() - started)
 
     def _record_batch(self, images: int, seconds: float) -> None:
+        self.model_seconds += seconds
         self._metrics.inference_duration.observe(seconds)
         self.throughput.record(images, seconds)
 

@@ -49,6 +49,20 @@ class ErrorCode(StrEnum):
     backend_unavailable = "backend_unavailable", 503
     backend_timeout = "backend_timeout", 504
     unauthorized = "unauthorized", 401
+    quota_exceeded = "quota_exceeded", 429
+    forbidden = "forbidden", 403
+    version_in_use = "version_in_use", 409
+    rollout_conflict = "rollout_conflict", 409
+    # A model version refused at load (model/refusal.py names the same codes).
+    unknown_version = "unknown_version", 404
+    missing_card = "missing_card", 422
+    invalid_card = "invalid_card", 422
+    missing_artifact = "missing_artifact", 422
+    hash_mismatch = "hash_mismatch", 422
+    wrong_input_shape = "wrong_input_shape", 422
+    corrupt_artifact = "corrupt_artifact", 422
+    no_probes = "no_probes", 422
+    failed_probe = "failed_probe", 422
     not_found = "not_found", 404
     method_not_allowed = "method_not_allowed", 405
     internal_error = "internal_error", 500

@@ -3,7 +3,8 @@
     admission -> read -> decode, MNIST field, normalize -> batch -> model -> unbatch -> predictions, counting
 
 Protocol adapters (the /v1 and /v2 routes) only translate: their wire format into a :class:`Call` (read inside
-:meth:`Inference.run`, once the request is admitted), and the :class:`Outcome` back into their answer.
+:meth:`Inference.run`, once the request is admitted, for the model that will answer it), and the :class:`Outcome`
+back into their answer.
 """
 
 from __future__ import annotations
@@ -11,21 +12,30 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+import numpy as np
+
 from model.card import ModelCard
 from service.core.backend import Backend
 from service.core.batcher import Batcher
+from service.core.drift import DriftMonitor
 from service.core.errors import ApiError, ErrorCode
 from service.core.explanations import FieldTrace
 from service.core.layer_parameters import LayerParameters
 from service.core.metrics import Metrics
+from service.core.oip.metadata import ServedModel
+from service.core.payload_log import PayloadLog
 from service.core.pipeline import Pipeline
+from service.core.preprocessing import InputStats
+from service.core.quotas import charge_images
 from service.core.schemas import PredictOptions
 from service.core.types import BatchOutput, Limits, RawInput
+from service.core.version_stats import VersionStats
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +64,7 @@ class PredictCall:
 
 CallT = TypeVar("CallT", bound=Call)
 Prepared = TypeVar("Prepared")
+Reader = Callable[["Inference"], Awaitable[CallT]]  # reads a request into a call for the model that answers it
 
 
 @dataclass(frozen=True)
@@ -64,15 +75,16 @@ class Outcome(Generic[CallT]):
     output: BatchOutput
     layers: list[str]  # the feature layers asked for, in network order
     traces: list[FieldTrace] | None  # each input's field when the call asked for an explanation
-    pipeline: Pipeline
+    inference: Inference  # the model version that answered
+    batch: np.ndarray  # the model's input: what a shadow copy sends the candidate
 
     def predictions(self) -> list[dict[str, Any]]:
         """The public predictions, with each one's explanation when the call asked for it."""
-        return self.pipeline.predictions(self.output, self.call.options, self.layers, self.traces)
+        return self.inference.pipeline.predictions(self.output, self.call.options, self.layers, self.traces)
 
     def body(self) -> bytes:
-        """The /v1 predict response body: the model that answered and the predictions."""
-        return self.pipeline.body(self.predictions())
+        """The /v1 predict response body: the model version that answered and the predictions."""
+        return self.inference.pipeline.body(self.predictions())
 
 
 class Inference:
@@ -86,11 +98,15 @@ class Inference:
         self.backend = backend
         self.batcher = batcher
         self.pipeline = Pipeline(card, limits)
+        self.protocol_model = ServedModel(card)  # its Open Inference Protocol tensors and metadata
         self.layer_parameters: LayerParameters | None = None  # read off the artifact once loaded
         self.setup_error: str | None = None
         self.metrics = metrics
+        self.stats = VersionStats(card.version, metrics)
         self._loaded = False
         self._setup_task: asyncio.Task[None] | None = None
+        self.drift: DriftMonitor | None = None  # set by whoever builds it, as are the two below
+        self.payload_log: PayloadLog | None = None
 
     @property
     def loaded(self) -> bool:
@@ -100,28 +116,48 @@ class Inference:
     def limits(self) -> Limits:
         return self.pipeline.limits
 
-    async def run(self, read: Callable[[Limits], Awaitable[CallT]]) -> Outcome[CallT]:
-        """Admit a request, ``read`` it into a call, and answer it. Refused with ``not_ready`` while loading, and
-        (``queue_full``) before its body is read when the model could not serve it within its deadline."""
+    async def run(self, read: Reader[CallT]) -> Outcome[CallT]:
+        """Admit a request, ``read`` it into a call for this model, and answer it. Refused with ``not_ready`` while
+        loading, and (``queue_full``) before its body is read when the model could not serve it within its
+        deadline."""
+        started = time.perf_counter()
+        try:
+            outcome = await self._run(read)
+        except ApiError as error:
+            if error.status >= 500:
+                self.stats.failed()
+            raise
+        except Exception:
+            self.stats.failed()
+            raise
+        self.stats.answered(time.perf_counter() - started, outcome.output.probabilities)
+        return outcome
+
+    async def _run(self, read: Reader[CallT]) -> Outcome[CallT]:
         if not self._loaded:
             raise ApiError(ErrorCode.not_ready, "the model is still loading", headers={"Retry-After": "1"})
         pipeline = self.pipeline
         with self.batcher.arrival():
-            call = await read(pipeline.limits)
+            call = await read(self)
             inputs, options = call.inputs, call.options
+            charge_images(len(inputs))
             layers = pipeline.layers(options.features)
             traces = None
+            measured: list[InputStats] | None = None if self.drift is None else []
             if options.explain:
                 stages = "preprocessing" in options.explain
-                traces = await _off_loop_when_large(inputs, pipeline.trace, inputs, options.preprocess, stages)
+                traces = await _off_loop_when_large(
+                    inputs, pipeline.trace, inputs, options.preprocess, stages, measured
+                )
                 batch = pipeline.normalize([trace.field for trace in traces])
             else:
-                batch = await _off_loop_when_large(inputs, pipeline.prepare, inputs, options.preprocess)
+                batch = await _off_loop_when_large(inputs, pipeline.prepare, inputs, options.preprocess, measured)
         output = await self.batcher.submit(batch, pipeline.outputs(layers, options))
-        predicted = self.metrics.predictions_by_label
-        for label in output.probabilities.argmax(axis=1).tolist():
-            predicted[label].inc()
-        return Outcome(call, output, layers, traces, pipeline)
+        if measured is not None and self.drift is not None:
+            self.drift.observe(measured, output.probabilities)
+        if self.payload_log is not None and self.payload_log.sample():
+            self.payload_log.write(batch, output.probabilities)
+        return Outcome(call, output, layers, traces, self, batch)
 
     async def start(self, *, wait: bool) -> None:
         """Start batching and load the model, in the background unless ``wait``."""
@@ -133,11 +169,14 @@ class Inference:
     async def _setup(self) -> None:
         try:
             await self.backend.setup()
-            self.layer_parameters = await asyncio.to_thread(LayerParameters.load, self.artifact, self.card)
         except Exception as exc:  # reported by /readyz; the process stays up for diagnosis
             log.exception("backend setup failed")
             self.setup_error = f"backend setup failed: {exc}"
         else:
+            try:
+                self.layer_parameters = await asyncio.to_thread(LayerParameters.load, self.artifact, self.card)
+            except ValueError as exc:  # it serves; only its layers' parameters cannot be shown
+                log.warning("model %s: no layer parameters to show: %s", self.card.version, exc)
             # Everything loaded by now (torch, the model, the app) lives as long as the process. Frozen, the
             # collector stops rescanning it, which otherwise stalls every request for 100+ ms at a time.
             gc.freeze()
@@ -154,6 +193,8 @@ class Inference:
         if self._setup_task is not None:
             self._setup_task.cancel()
         await self.backend.close()
+        if self.payload_log is not None:
+            self.payload_log.close()
 
 
 async def _off_loop_when_large(inputs: Sequence[RawInput], work: Callable[..., Prepared], *args: object) -> Prepared:

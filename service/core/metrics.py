@@ -46,6 +46,8 @@ LATENCY_BUCKETS = (
     10.0,
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256)
+CONFIDENCE_BUCKETS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0)
+SHIFT_BUCKETS = (-0.5, -0.2, -0.1, -0.05, -0.02, -0.01, 0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
 
 def multiprocess_mode() -> bool:
@@ -103,7 +105,9 @@ class Metrics:
         self.inflight = Gauge(
             "digits_inflight_requests", "HTTP requests being served", registry=r, multiprocess_mode="livesum"
         )
-        self.predictions = Counter("digits_predictions", "Predictions by label", ["label"], registry=r)
+        self.predictions = Counter(
+            "digits_predictions", "Predictions by label and model version", ["label", "version"], registry=r
+        )
         self.errors = Counter("digits_errors", "Error responses by code", ["code"], registry=r)
         self.model_info = Gauge(
             "digits_model_info",
@@ -112,8 +116,123 @@ class Metrics:
             registry=r,
             multiprocess_mode="max",
         )
-        # Labelled children looked up once: labels() takes a lock and builds a key on every call.
-        self.predictions_by_label = [self.predictions.labels(label=str(label)) for label in range(10)]
+        # Per model version (service/core/version_stats.py): what the rollout's gates read too.
+        self.version_requests = Counter(
+            "digits_version_requests",
+            "Inference requests by model version and outcome (ok, error)",
+            ["version", "outcome"],
+            registry=r,
+        )
+        self.version_duration = Histogram(
+            "digits_version_request_duration_seconds",
+            "Time from admission to the model's answer, by model version",
+            ["version"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.version_confidence = Histogram(
+            "digits_version_confidence",
+            "Top-1 probability of each prediction, by model version",
+            ["version"],
+            buckets=CONFIDENCE_BUCKETS,
+            registry=r,
+        )
+        self.shadow_comparisons = Counter(
+            "digits_shadow_comparisons",
+            "Shadow answers of a candidate compared with stable's (agree, disagree)",
+            ["version", "result"],
+            registry=r,
+        )
+        self.shadow_dropped = Counter(
+            "digits_shadow_dropped",
+            "Shadow copies not run (busy: the stable path had work; share: over the cap)",
+            ["version", "reason"],
+            registry=r,
+        )
+        self.shadow_confidence_shift = Histogram(
+            "digits_shadow_confidence_shift",
+            "Candidate's top-1 probability minus stable's, per shadowed image",
+            ["version"],
+            buckets=SHIFT_BUCKETS,
+            registry=r,
+        )
+        self.traffic_share = Gauge(
+            "digits_traffic_share",
+            "Share of unversioned requests the traffic policy sends to a version",
+            ["version", "role"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.shadow_share = Gauge(
+            "digits_shadow_sampling",
+            "Share of stable's requests copied to the candidate in shadow",
+            ["version"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.rollout_step = Gauge(
+            "digits_rollout_step",
+            "The running rollout's step (0: shadow), -1 when none runs",
+            ["candidate"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.rollouts = Counter(
+            "digits_rollouts",
+            "Rollouts ended, by result (promoted, rolled_back, aborted) and reason",
+            ["result", "reason"],
+            registry=r,
+        )
+        self.version_refusals = Counter(
+            "digits_model_version_refusals", "Model versions refused at load, by code", ["code"], registry=r
+        )
+        self.versions_loaded = Gauge(
+            "digits_model_versions_loaded",
+            "Model versions loaded and serving in this process",
+            registry=r,
+            multiprocess_mode="max",
+        )
+        # Drift of the served inputs and predictions against the card's baseline (service/core/drift.py).
+        self.drift_score = Gauge(
+            "digits_drift_score",
+            "Population stability index of a statistic over the last images against the training baseline",
+            ["version", "statistic"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.drift_window_mean = Gauge(
+            "digits_drift_window_mean",
+            "Mean of a statistic over the drift window",
+            ["version", "statistic"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.drift_baseline_mean = Gauge(
+            "digits_drift_baseline_mean",
+            "Mean of a statistic over the training baseline",
+            ["version", "statistic"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.drift_window_images = Gauge(
+            "digits_drift_window_images",
+            "Images in the drift window",
+            ["version"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.preprocess_paths = Counter(
+            "digits_preprocess_paths", "Inputs by preprocessing path taken", ["version", "path"], registry=r
+        )
+        # Per API key quotas (service/core/quotas.py), labelled by the key's name, never the key.
+        self.key_requests = Counter("digits_key_requests", "Requests by API key name", ["key_name"], registry=r)
+        self.key_images = Counter("digits_key_images", "Images admitted by API key name", ["key_name"], registry=r)
+        self.quota_refusals = Counter(
+            "digits_quota_refusals",
+            "Requests refused with 429 by API key name and quota (requests or images per second)",
+            ["key_name", "quota"],
+            registry=r,
+        )
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:

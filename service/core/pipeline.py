@@ -21,7 +21,7 @@ from service.core.errors import ApiError, ErrorCode
 from service.core.explanations import FieldTrace, explanation, saliency_output, saliency_outputs
 from service.core.features import resolve_layers
 from service.core.predictions import predict_body, predictions
-from service.core.preprocessing import FIELD, Mode, StageRecorder, to_mnist_field
+from service.core.preprocessing import FIELD, InputStats, Mode, StageRecorder, to_mnist_field
 from service.core.schemas import PredictOptions
 from service.core.types import BatchOutput, Limits, RawInput
 
@@ -51,20 +51,32 @@ class Pipeline:
             )
         return raw
 
-    def field(self, raw: RawInput, preprocess: Mode, index: int, stages: StageRecorder | None = None) -> np.ndarray:
-        """The 28x28 MNIST-style field (values 0-255, ink bright) of one input; ``stages`` keeps each step's image."""
-        return to_mnist_field(self.decode(raw, index), preprocess, index, stages)
+    def field(
+        self,
+        raw: RawInput,
+        preprocess: Mode,
+        index: int,
+        stages: StageRecorder | None = None,
+        measured: list[InputStats] | None = None,
+    ) -> np.ndarray:
+        """The 28x28 MNIST-style field (values 0-255, ink bright) of one input; ``stages`` keeps each step's image,
+        ``measured`` gets the input's statistics (for the drift monitor)."""
+        return to_mnist_field(self.decode(raw, index), preprocess, index, stages, measured)
 
-    def prepare(self, inputs: Sequence[RawInput], preprocess: Mode) -> np.ndarray:
+    def prepare(
+        self, inputs: Sequence[RawInput], preprocess: Mode, measured: list[InputStats] | None = None
+    ) -> np.ndarray:
         """Every input decoded, made an MNIST field and normalized: the float32 ``[n, 1, 28, 28]`` batch."""
-        return self.normalize([self.field(raw, preprocess, index) for index, raw in enumerate(inputs)])
+        return self.normalize([self.field(raw, preprocess, i, None, measured) for i, raw in enumerate(inputs)])
 
-    def trace(self, inputs: Sequence[RawInput], preprocess: Mode, stages: bool) -> list[FieldTrace]:
+    def trace(
+        self, inputs: Sequence[RawInput], preprocess: Mode, stages: bool, measured: list[InputStats] | None = None
+    ) -> list[FieldTrace]:
         """Every input's field, kept for an explanation, with its preprocessing stages when ``stages``."""
         traces = []
         for index, raw in enumerate(inputs):
             recorder = StageRecorder() if stages else None
-            traces.append(FieldTrace(self.field(raw, preprocess, index, recorder), recorder))
+            traces.append(FieldTrace(self.field(raw, preprocess, index, recorder, measured), recorder))
         return traces
 
     def normalize(self, fields: Sequence[np.ndarray]) -> np.ndarray:

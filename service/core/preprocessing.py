@@ -13,13 +13,15 @@ reverse, any size, off-centre, with margins) and:
 values 0-255) as they are.
 
 An explanation may pass a :class:`StageRecorder` to keep the image after each step; without one the
-steps run exactly as they would otherwise (a ``None`` check per step).
+steps run exactly as they would otherwise (a ``None`` check per step). The drift monitor may pass a list that
+gets each input's :class:`InputStats`, the by-products of these steps (nothing is computed for it alone but the
+ink of a ``none`` field).
 """
 
 from __future__ import annotations
 
 from itertools import chain
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -36,6 +38,24 @@ MIN_CONTRAST = 24.0
 
 Mode = Literal["auto", "none"]
 Stage = Literal["grayscale", "polarity", "cropped", "scaled", "centred"]
+
+
+PreprocessPath = Literal["image", "pixels", "none"]
+
+
+class InputStats(NamedTuple):
+    """What preprocessing found out about one input on its way to the field (NaN: not measured on its path)."""
+
+    ink: float  # mean brightness of the 28x28 field, 0-1
+    box_fill: float  # the ink box's longer side over the image's longer side
+    box_aspect: float  # the ink box's width over its height
+    mass_offset_x: float  # the ink's centre of mass right of the scaled box's centre, in field pixels
+    mass_offset_y: float  # ... below it
+    inverted: float  # 1.0: the paper was light, so the image was inverted
+    path: PreprocessPath  # image: a decoded file (8-bit levels); pixels: gray values; none: taken as they are
+
+
+NAN = float("nan")
 
 
 class StageRecorder:
@@ -102,9 +122,15 @@ def pixel_problem(values: np.ndarray) -> str | None:
     return None
 
 
-def to_mnist_field(gray: np.ndarray, mode: Mode, index: int, stages: StageRecorder | None = None) -> np.ndarray:
+def to_mnist_field(
+    gray: np.ndarray,
+    mode: Mode,
+    index: int,
+    stages: StageRecorder | None = None,
+    measured: list[InputStats] | None = None,
+) -> np.ndarray:
     """A 28x28 float32 field with values 0-255, ink bright, ready for normalization; ``stages`` (``auto`` only)
-    keeps the image after each step."""
+    keeps the image after each step; ``measured`` gets the input's statistics."""
     if mode == "none":
         if gray.shape != (FIELD, FIELD):
             raise ApiError(
@@ -112,10 +138,13 @@ def to_mnist_field(gray: np.ndarray, mode: Mode, index: int, stages: StageRecord
                 f"preprocess=none takes 28x28 inputs, got {gray.shape[1]}x{gray.shape[0]}; use preprocess=auto",
                 index=index,
             )
-        return gray.astype(np.float32, copy=False)
+        field = gray.astype(np.float32, copy=False)
+        if measured is not None:
+            measured.append(InputStats(float(field.sum()) / (255.0 * FIELD * FIELD), NAN, NAN, NAN, NAN, NAN, "none"))
+        return field
     if gray.dtype != np.uint8:
         gray = gray.astype(np.float32, copy=False)
-    return _mnistify(gray, index, stages)
+    return _mnistify(gray, index, stages, measured)
 
 
 # Every gray level of an 8-bit image, as float32: the ink of a decoded image is worked out for these 256 values
@@ -123,7 +152,9 @@ def to_mnist_field(gray: np.ndarray, mode: Mode, index: int, stages: StageRecord
 LEVELS = np.arange(256, dtype=np.float32)
 
 
-def _mnistify(gray: np.ndarray, index: int, stages: StageRecorder | None) -> np.ndarray:
+def _mnistify(
+    gray: np.ndarray, index: int, stages: StageRecorder | None, measured: list[InputStats] | None
+) -> np.ndarray:
     """``gray`` is uint8 (a decoded image) or float32 (gray values); both give the same field for the same values."""
     paper = _median(np.concatenate([gray[0, :], gray[-1, :], gray[:, 0], gray[:, -1]]))
     inverted = paper > 127.5
@@ -157,10 +188,22 @@ def _mnistify(gray: np.ndarray, index: int, stages: StageRecorder | None) -> np.
     scaled = Image.frombuffer("F", (width, height), crop, "raw", "F", 0, 1).resize(size, Image.Resampling.LANCZOS)
     digit = np.maximum(np.frombuffer(scaled.tobytes(), np.float32).reshape(size[1], size[0]), 0.0)
     np.minimum(digit, 255.0, out=digit)  # Lanczos overshoots on both sides of a stroke
-    field = _centre_by_mass(digit)
+    field, mass, cx, cy = _centre_by_mass(digit)
     if stages is not None:
         stages.record("scaled", digit)
         stages.record("centred", field)
+    if measured is not None:
+        measured.append(
+            InputStats(
+                ink=mass / (255.0 * FIELD * FIELD),
+                box_fill=max(height, width) / max(gray.shape),
+                box_aspect=width / height,
+                mass_offset_x=cx - (size[0] - 1) / 2,
+                mass_offset_y=cy - (size[1] - 1) / 2,
+                inverted=float(inverted),
+                path="image" if gray.dtype == np.uint8 else "pixels",
+            )
+        )
     return field
 
 
@@ -196,7 +239,8 @@ def _median(values: np.ndarray) -> float:
 POSITIONS = np.arange(BOX, dtype=np.float32)  # a scaled digit is at most BOX pixels on either side
 
 
-def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
+def _centre_by_mass(digit: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+    """The field with ``digit`` placed so its mass is at the centre; with the mass and its centre in ``digit``."""
     height, width = digit.shape
     row_mass, col_mass = digit.sum(axis=1), digit.sum(axis=0)
     mass = float(row_mass.sum())
@@ -209,4 +253,4 @@ def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
     left = min(max(left, 0), FIELD - width)
     field = np.zeros((FIELD, FIELD), dtype=np.float32)
     field[top : top + height, left : left + width] = digit
-    return field
+    return field, mass, cx, cy

@@ -1,23 +1,25 @@
 """The RPCs of ``inference.GRPCInferenceService``: each checks the caller's key, translates its message for the
-inference object or the served model's metadata, and is counted like an HTTP route (route ``grpc:<Method>``)."""
+served models (the version asked for, or the one the traffic policy picks) and is counted like an HTTP route
+(route ``grpc:<Method>``)."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from google.protobuf.message import Message
 
-from service.core.api_keys import ApiKeys, bearer_key
+from service.core.api_keys import ApiKeys, Caller, bearer_key
 from service.core.errors import ApiError, ErrorCode
 from service.core.inference import Inference
 from service.core.metrics import Metrics
 from service.core.oip.inference import TensorCall, check_inference, output_tensors
-from service.core.oip.metadata import ServedModel, server_metadata
-from service.core.types import Limits
+from service.core.oip.metadata import MODEL_NAME, server_metadata
+from service.core.served_models import ServedModels
 from service.grpc.generated import predict_v2_pb2 as pb
 from service.grpc.messages import infer_response, inference_request, model_metadata
 from service.grpc.status import details, grpc_status, trailing_metadata
@@ -34,16 +36,19 @@ OK = 200
 
 
 class InferenceService:
-    """The service's handlers for a gRPC server (:meth:`handler`), over one served model."""
+    """The service's handlers for a gRPC server (:meth:`handler`), over the served model versions.
 
-    def __init__(self, inference: Inference, model: ServedModel, metrics: Metrics, keys: ApiKeys | None) -> None:
-        self.inference = inference
-        self.model = model
+    ``sticky`` is what keeps a client on one version while a candidate takes a share (DIGITS_TRAFFIC_STICKY):
+    ``None`` (each call on its own), ``"api_key"`` (the caller's key) or the name of a metadata key."""
+
+    def __init__(self, models: ServedModels, metrics: Metrics, keys: ApiKeys | None, sticky: str | None) -> None:
+        self.models = models
         self.metrics = metrics
         self.keys = keys
+        self.sticky = sticky
 
     def handler(self) -> grpc.GenericRpcHandler:
-        rpcs: dict[str, tuple[Callable[[Any], Awaitable[Message]], type[Message]]] = {
+        rpcs: dict[str, tuple[Callable[[Any, Metadata], Awaitable[Message]], type[Message]]] = {
             "ServerLive": (self.server_live, pb.ServerLiveRequest),
             "ServerReady": (self.server_ready, pb.ServerReadyRequest),
             "ModelReady": (self.model_ready, pb.ModelReadyRequest),
@@ -63,35 +68,58 @@ class InferenceService:
             },
         )
 
-    async def server_live(self, _: pb.ServerLiveRequest) -> pb.ServerLiveResponse:
+    async def server_live(self, _: pb.ServerLiveRequest, __: Metadata) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
-    async def server_ready(self, _: pb.ServerReadyRequest) -> pb.ServerReadyResponse:
-        return pb.ServerReadyResponse(ready=await self.inference.ready())
+    async def server_ready(self, _: pb.ServerReadyRequest, __: Metadata) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=await self.models.ready())
 
-    async def model_ready(self, request: pb.ModelReadyRequest) -> pb.ModelReadyResponse:
-        self.model.check(request.name, request.version or None)
-        return pb.ModelReadyResponse(ready=await self.inference.ready())
+    async def model_ready(self, request: pb.ModelReadyRequest, _: Metadata) -> pb.ModelReadyResponse:
+        try:
+            inference = self._model(request.name, request.version)
+        except ApiError as error:
+            if error.code != ErrorCode.not_ready:
+                raise
+            return pb.ModelReadyResponse(ready=False)
+        return pb.ModelReadyResponse(ready=await inference.ready())
 
-    async def server_metadata(self, _: pb.ServerMetadataRequest) -> pb.ServerMetadataResponse:
+    async def server_metadata(self, _: pb.ServerMetadataRequest, __: Metadata) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(**server_metadata())
 
-    async def model_metadata(self, request: pb.ModelMetadataRequest) -> pb.ModelMetadataResponse:
-        self.model.check(request.name, request.version or None)
-        return model_metadata(self.model.metadata())
+    async def model_metadata(self, request: pb.ModelMetadataRequest, _: Metadata) -> pb.ModelMetadataResponse:
+        metadata = self._model(request.name, request.version).protocol_model.metadata()
+        if not request.version:
+            metadata = {**metadata, "versions": sorted(self.models.versions)}
+        return model_metadata(metadata)
 
-    async def model_infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
-        model = self.model
-        model.check(request.model_name, request.model_version or None)
+    async def model_infer(self, request: pb.ModelInferRequest, metadata: Metadata) -> pb.ModelInferResponse:
+        version = request.model_version or None
+        if request.model_name != MODEL_NAME:
+            self._model(request.model_name, request.model_version)  # the protocol's unknown_model
 
-        async def read(limits: Limits) -> TensorCall:
-            return check_inference(*inference_request(request), model, limits)
+        async def read(inference: Inference) -> TensorCall:
+            return check_inference(*inference_request(request), inference.protocol_model, inference.limits)
 
-        outcome = await self.inference.run(read)
+        outcome = await self.models.run(read, version, self._routing_key(metadata))
+        model = outcome.inference.protocol_model
         return infer_response(outcome.call, output_tensors(outcome.call, outcome.output, model), model.version)
 
+    def _model(self, name: str, version: str) -> Inference:
+        """The loaded ``version`` of the model ``name`` (empty: the traffic policy's stable pick)."""
+        if name != MODEL_NAME:
+            raise ApiError(ErrorCode.unknown_model, f"no model named '{name}'; this server serves '{MODEL_NAME}'")
+        return self.models.select(version or None)
+
+    def _routing_key(self, metadata: Metadata) -> str | None:
+        if self.sticky is None:
+            return None
+        if self.sticky == "api_key":
+            caller = metadata.caller
+            return None if caller is None else str(caller.name)
+        return metadata.values.get(self.sticky.lower())
+
     def _served(
-        self, name: str, rpc: Callable[[Any], Awaitable[Message]]
+        self, name: str, rpc: Callable[[Any, Metadata], Awaitable[Message]]
     ) -> Callable[[Message, grpc.aio.ServicerContext], Awaitable[Message]]:
         route = ROUTE_PREFIX + name
 
@@ -100,8 +128,8 @@ class InferenceService:
             status = OK
             self.metrics.inflight.inc()
             try:
-                self._authorize(context)
-                return await rpc(request)
+                values = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+                return await rpc(request, Metadata(values, self._authorize(values)))
             except Exception as exc:
                 error = exc if isinstance(exc, ApiError) else _internal(exc)
                 status = error.status
@@ -114,13 +142,23 @@ class InferenceService:
 
         return serve
 
-    def _authorize(self, context: grpc.aio.ServicerContext) -> None:
+    def _authorize(self, metadata: dict[str, str]) -> Caller | None:
+        """The caller whose key the ``authorization`` metadata carries (``unauthorized`` without a known one)."""
         if self.keys is None:
-            return
-        credentials = dict(context.invocation_metadata() or ()).get("authorization", "")
-        key = bearer_key(credentials)
-        if key is None or self.keys.identify(key) is None:
+            return None
+        key = bearer_key(metadata.get("authorization", ""))
+        caller = None if key is None else self.keys.identify(key)
+        if caller is None:
             raise ApiError(ErrorCode.unauthorized, "this API needs a key: send metadata 'authorization: Bearer <key>'")
+        return caller
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """A call's text metadata (keys lower-case, as gRPC sends them) and the caller its key names."""
+
+    values: dict[str, str]
+    caller: Caller | None
 
 
 def _internal(exc: Exception) -> ApiError:

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.core.api_keys import ApiKeys, bearer_key
+from service.core.api_keys import ApiKeys, Caller, bearer_key
 from service.core.errors import ApiError, ErrorCode
 from service.core.oip.errors import speaks_protocol
 from service.core.oip.schemas import ProtocolErrorResponse
@@ -33,7 +33,8 @@ def protected_paths(auth_metrics: bool) -> Callable[[str], bool]:
 
 class ApiKeyMiddleware:
     """Answers 401 ``unauthorized`` (with ``WWW-Authenticate``) to a protected request without a known key.
-    The key's name goes into ``scope["state"]["api_key"]``; the key itself goes nowhere."""
+    Whose key it is (a :class:`~service.core.api_keys.Caller`) goes into ``scope["state"]["caller"]``; the key
+    itself goes nowhere."""
 
     def __init__(
         self, app: ASGIApp, keys: ApiKeys, protected: Callable[[str], bool], on_error: Callable[[ErrorCode], None]
@@ -47,18 +48,18 @@ class ApiKeyMiddleware:
         if scope["type"] != "http" or scope["method"] == "OPTIONS" or not self.protected(scope["path"]):
             await self.app(scope, receive, send)
             return
-        name = self._key_name(dict(scope["headers"]).get(b"authorization", b""))
-        if name is None:
+        caller = self._caller(dict(scope["headers"]).get(b"authorization", b""))
+        if caller is None:
             error = ApiError(
                 ErrorCode.unauthorized, "this API needs a key: send 'Authorization: Bearer <key>'", headers=CHALLENGE
             )
             self.on_error(error.code)
             await error_response(error, scope["path"])(scope, receive, send)
             return
-        scope.setdefault("state", {})["api_key"] = name
+        scope.setdefault("state", {})["caller"] = caller
         await self.app(scope, receive, send)
 
-    def _key_name(self, header: bytes) -> str | None:
+    def _caller(self, header: bytes) -> Caller | None:
         key = bearer_key(header.decode("latin-1"))
         return None if key is None else self.keys.identify(key)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from service.core.settings import Settings
+from service.core.settings import TelemetrySettings
 
 QUANTILES = (0.5, 0.95, 0.99)
 Buckets = tuple[tuple[float, float], ...]  # (upper bound "le", cumulative count), ascending, ending at +Inf
@@ -128,7 +128,9 @@ class Point:
 class MetricsHistory:
     """Samples a registry at a fixed interval and keeps the last ``capacity`` points."""
 
-    def __init__(self, registry: CollectorRegistry, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, settings: TelemetrySettings, clock: Callable[[], float] = time.time
+    ) -> None:
         self.registry = registry
         self.settings = settings
         self.clock = clock

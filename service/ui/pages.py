@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter
 from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from service.core.gateway import Gateway
-from service.http.dependencies import InferenceDep
+from service.http.dependencies import VERSION_ERRORS, InferenceDep
 from service.http.responses import JSONBytesResponse
 from service.ui.dependencies import MetricsHistoryDep
 from service.ui.diagram import card_svg
-from service.ui.history import MetricsHistory
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -24,22 +19,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 PAGE_HEADERS = {"Cache-Control": "no-cache"}
 
 
-@contextlib.asynccontextmanager
-async def sample_metrics(app: FastAPI) -> AsyncIterator[None]:
-    """Keep the dashboard's metrics history for as long as the app runs."""
-    gateway: Gateway = app.state.gateway
-    history = MetricsHistory(gateway.metrics.exported, gateway.settings)
-    app.state.metrics_history = history
-    task = asyncio.create_task(history.run(), name="dashboard-metrics-history")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-router = APIRouter(lifespan=sample_metrics)
+router = APIRouter()
 router.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
@@ -62,7 +42,7 @@ async def dashboard_page() -> FileResponse:
     tags=["model"],
     summary="SVG diagram of the served network, drawn from the model card's layer table",
     response_class=Response,
-    responses={200: {"content": {"image/svg+xml": {}}}},
+    responses={200: {"content": {"image/svg+xml": {}}}, **VERSION_ERRORS},
 )
 async def diagram(inference: InferenceDep) -> Response:
     return Response(card_svg(inference.card), media_type="image/svg+xml")

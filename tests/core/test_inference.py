@@ -42,20 +42,21 @@ def call_of(digits: Split, **options: object) -> PredictCall:
 
 async def test_labels_digits_and_counts_the_predictions(inference: Inference, labelled_digits: Split) -> None:
     digits = Split(labelled_digits.images[:8], labelled_digits.labels[:8])
-    limits_seen: list[Limits] = []
+    readers: list[Inference] = []
 
-    async def read(limits: Limits) -> PredictCall:
-        limits_seen.append(limits)
+    async def read(reader: Inference) -> PredictCall:
+        readers.append(reader)
         return call_of(digits, features=["conv1"])
 
     outcome = await inference.run(read)
-    assert limits_seen == [LIMITS]
+    assert readers == [inference] and inference.limits == LIMITS and outcome.inference is inference
     assert outcome.output.probabilities.argmax(axis=1).tolist() == digits.labels.tolist()
     assert outcome.layers == ["conv1"] and outcome.output.features["conv1"].shape[0] == 8
     assert [item["label"] for item in outcome.predictions()] == digits.labels.tolist()
-    registry = inference.metrics.registry
+    registry, version = inference.metrics.registry, inference.card.version
     counted = {
-        label: registry.get_sample_value("digits_predictions_total", {"label": str(label)}) for label in range(10)
+        label: registry.get_sample_value("digits_predictions_total", {"label": str(label), "version": version})
+        for label in range(10)
     }
     assert sum(value or 0 for value in counted.values()) == 8
     assert counted[int(digits.labels[0])] == float(np.count_nonzero(digits.labels == digits.labels[0]))
@@ -64,7 +65,7 @@ async def test_labels_digits_and_counts_the_predictions(inference: Inference, la
 async def test_an_explanation_keeps_each_inputs_field(inference: Inference, labelled_digits: Split) -> None:
     digits = Split(labelled_digits.images[:2], labelled_digits.labels[:2])
 
-    async def read(_: Limits) -> PredictCall:
+    async def read(_: Inference) -> PredictCall:
         return call_of(digits, explain=["input"])
 
     outcome = await inference.run(read)
@@ -77,7 +78,7 @@ async def test_refused_while_loading_and_before_reading_when_full(artifact: Path
     served = build(artifact, Metrics(), max_queue_images=8)
     reads = 0
 
-    async def read(_: Limits) -> PredictCall:
+    async def read(_: Inference) -> PredictCall:
         nonlocal reads
         reads += 1
         return call_of(Split(labelled_digits.images[:1], labelled_digits.labels[:1]))
@@ -93,7 +94,7 @@ async def test_refused_while_loading_and_before_reading_when_full(artifact: Path
 
 
 async def test_a_failed_read_leaves_nothing_in_flight(inference: Inference) -> None:
-    async def read(_: Limits) -> PredictCall:
+    async def read(_: Inference) -> PredictCall:
         raise ApiError(ErrorCode.empty_body, "the request body is empty")
 
     with pytest.raises(ApiError):

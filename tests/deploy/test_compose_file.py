@@ -165,7 +165,7 @@ def test_the_gateway_talks_to_torchserve_behind_the_load_balancer(resolved: dict
 def test_the_drain_ends_before_compose_kills_a_gateway(resolved: dict[str, Any]) -> None:
     from service.core.settings import Settings
 
-    drain = Settings().graceful_shutdown_seconds
+    drain = Settings().server.graceful_shutdown_seconds
     for name in ("gateway", "gateway-cpu"):
         grace = resolved["services"][name]["stop_grace_period"]
         assert grace.endswith("s") and float(grace.removesuffix("s")) > drain, name

@@ -184,7 +184,8 @@ def test_every_copied_source_exists_and_is_in_the_build_context(dockerfile: Path
 
 
 def test_the_context_holds_the_packages_and_keeps_secrets_and_local_state_out() -> None:
-    for path in (".git", ".env", ".venv", "tests/deploy/stack.py", "deploy/grafana/dashboards/digits.json", "logs/x"):
+    for path in (".git", ".env", ".venv", "tests/deploy/stack.py", "deploy/grafana/dashboards/digits.json", "logs/x",
+                 "bench/benchmark.py", "bench/peers/litserve_app.py"):  # fmt: skip
         assert ignored(path), f"{path} should not be sent to the Docker daemon"
     for path in ("pyproject.toml", "model/network.py", "service/app.py", "deploy/torchserve/config.properties"):
         assert not ignored(path), f"{path} is needed by the images"

@@ -1,5 +1,6 @@
 """The ``digits`` command outside the served package: ``digits serve`` needs neither the load-test tools nor
-TorchServe, as in the gateway image, which installs only the runtime dependencies and ships no ``loadtest``."""
+TorchServe, as in the gateway image, which installs only the runtime dependencies and ships no ``loadtest``; no
+installed package ships the benchmark (``bench``)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,16 @@ def test_the_command_line_imports_neither_locust_nor_torchserve_nor_the_web_app(
     assert answer["loaded"] == []
 
 
-def test_without_the_loadtest_package_serve_still_works_and_its_commands_are_not_offered() -> None:
-    answer = probe(prelude="sys.modules['loadtest'] = None  # as if it were not installed")
+def test_without_the_load_test_packages_serve_still_works_and_only_benchmark_stays_to_say_where_it_runs() -> None:
+    answer = probe(prelude="sys.modules['loadtest'] = sys.modules['bench'] = None  # as if they were not installed")
     assert answer["port"] == 9000 and "serve" in answer["commands"]
-    assert not {"benchmark", "loadtest"} & set(answer["commands"])
+    assert not {"loadtest", "soak"} & set(answer["commands"]) and "benchmark" in answer["commands"]
+
+
+def test_without_the_bench_package_digits_benchmark_says_it_runs_from_a_checkout() -> None:
+    code = "import sys; sys.modules['bench'] = None; from digits_cli.main import main; sys.exit(main(sys.argv[1:]))"
+    command = [sys.executable, "-c", code, "benchmark", "--quick", "--targets", "gateway"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("digits benchmark: the benchmark runs from a source checkout") and "make peers-venv" in line

@@ -15,7 +15,7 @@ from service.app import create_app
 from service.core.oip.body import HEADER_LENGTH
 from service.core.oip.schemas import InferenceResponse
 from service.core.schemas import PredictResponse
-from service.core.settings import Settings
+from service.core.settings import BatchingSettings, LimitsSettings, Settings
 
 
 def wait_ready(client: TestClient) -> None:
@@ -40,7 +40,10 @@ def validate_answer(response: httpx.Response) -> None:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
-    settings = Settings(max_body_bytes=256 * 1024, max_images_per_request=8, max_batch_size=16, max_queue_images=64)
+    settings = Settings(
+        limits=LimitsSettings(max_body_bytes=256 * 1024, max_images_per_request=8),
+        batching=BatchingSettings(max_batch_size=16, max_queue_images=64),
+    )
     with TestClient(create_app(settings)) as test_client:
         test_client.event_hooks = {"request": [], "response": [validate_answer]}
         wait_ready(test_client)

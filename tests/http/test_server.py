@@ -19,9 +19,17 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.core.settings import Settings
-from service.server import settings_environment
-from tests.servers import ServerProcess, gateway_process, uvicorn_workers
+from service.core.settings import (
+    AuthSettings,
+    BatchingSettings,
+    LimitsSettings,
+    ModelSettings,
+    ServerSettings,
+    Settings,
+    TelemetrySettings,
+    TorchServeSettings,
+)
+from tests.servers import ServerProcess, gateway_process
 
 
 def pixels_body(seed: int = 0) -> bytes:
@@ -179,69 +187,16 @@ def test_workers_serve_one_port_and_report_one_set_of_metrics(tmp_path: Path) ->
     assert "Stopping parent process" in server.log()
 
 
-def _connections_held(pid: int, port: int) -> int:
-    """Established TCP connections to ``port`` whose sockets process ``pid`` holds (its fds against /proc/net/tcp*)."""
-    return sum(
-        1
-        for connection in psutil.Process(pid).connections(kind="tcp")
-        if connection.status == psutil.CONN_ESTABLISHED and connection.laddr.port == port
-    )
-
-
-def _listening(pid: int, port: int) -> bool:
-    return any(
-        connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
-        for connection in psutil.Process(pid).connections(kind="tcp")
-    )
-
-
-def test_a_burst_of_new_connections_is_shared_by_the_workers(tmp_path: Path) -> None:
-    """Connections opened at once land on every worker, however busy each one is at that moment.
-
-    With one listening socket shared by the workers, whichever worker is awake accepts the whole burst, and its
-    keep-alive connections stay with it. Here one worker is stopped (SIGSTOP) while 32 connections open, the extreme
-    of "busy": with a socket each (SO_REUSEPORT) the kernel has already queued about half of them on its socket,
-    and it serves them once it runs again.
-    """
-    connections = 32
-    with gateway_process(tmp_path, {"DIGITS_WORKERS": "2"}, ready_timeout=120) as server:
-        host, port = urlsplit(server.url).hostname or "", urlsplit(server.url).port or 0
-        workers = uvicorn_workers(server.pid)
-        assert len(workers) == 2
-        deadline = time.monotonic() + 60  # /readyz answered when one was ready; the other may still be loading
-        while not all(_listening(pid, port) for pid in workers):
-            assert time.monotonic() < deadline, server.log()
-            time.sleep(0.2)
-        busy = psutil.Process(min(workers))
-        clients = [http.client.HTTPConnection(host, port, timeout=10) for _ in range(connections)]
-        try:
-            busy.suspend()  # well within the supervisor's 5 s health check
-            try:
-                for client in clients:  # all connected before any is served, as wrk or a proxy's pool does
-                    client.connect()
-            finally:
-                busy.resume()
-            for _ in range(3):  # keep-alive: a few requests each, answered by the worker that accepted it
-                for client in clients:
-                    client.request("GET", "/healthz")
-                    response = client.getresponse()
-                    response.read()
-                    assert response.status == 200
-            held = {pid: _connections_held(pid, port) for pid in workers}
-        finally:
-            for client in clients:
-                client.close()
-    print(f"\n{connections} connections opened at once, one worker stopped meanwhile; held per worker: {held}")
-    assert sum(held.values()) == connections, held
-    # Each connection is hashed to one of the two sockets: fewer than 4 of 32 on one is a 1-in-390,000 draw.
-    assert min(held.values()) >= 4, f"connections per worker: {held}"
-
-
 def test_exported_settings_rebuild_the_same_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     custom = Settings(
-        port=9123, workers=3, max_batch_size=32, max_images_per_request=16, artifact=Path("/srv/model.pt"),
-        dashboard_route="/healthz", torchserve_timeout_seconds=2.5,
-    )  # fmt: skip
-    for name, value in settings_environment(custom).items():
+        server=ServerSettings(port=9123, workers=3),
+        batching=BatchingSettings(max_batch_size=32),
+        limits=LimitsSettings(max_images_per_request=16),
+        model=ModelSettings(artifact=Path("/srv/model.pt")),
+        auth=AuthSettings(cors_origins=["https://a.example"]),
+        telemetry=TelemetrySettings(dashboard_route="/healthz"),
+        torchserve=TorchServeSettings(torchserve_timeout_seconds=2.5),
+    )
+    for name, value in custom.environment().items():
         monkeypatch.setenv(name, value)
     assert Settings() == custom

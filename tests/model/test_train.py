@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -7,7 +10,11 @@ import torch
 
 from model.card import file_sha256, load_card
 from model.mnist import FILES, Mnist, Split, load_mnist
+from model.probes import check_probes
+from model.repository import ModelRepository
 from model.train import TrainConfig, random_distortion, train
+
+DIGITS = [sys.executable, "-m", "digits_cli.main"]
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +70,23 @@ def test_elastic_distortion_bends_what_the_affine_one_moves() -> None:
     bent = random_distortion(stroke, torch.Generator().manual_seed(5), elastic=1.5)
     assert not torch.allclose(affine, bent)
     assert abs(float(bent.sum() - affine.sum())) < 0.25 * float(affine.sum())  # moved, not erased
+
+
+def test_the_card_records_probes_the_model_passes(mnist: Mnist, tmp_path: Path) -> None:
+    card = train(mnist, TrainConfig(out=tmp_path / "d.pt", epochs=1, train_limit=384, progress=False, version="0.1.0"))
+    assert card.version == "0.1.0" and card.probes
+    assert all(mnist.test.labels[probe.index] == probe.label for probe in card.probes)
+    module = torch.jit.load(str(tmp_path / "d.pt"))
+    check_probes(card, lambda batch: module(torch.from_numpy(batch)).numpy())
+
+
+def test_digits_train_version_writes_a_new_version_into_a_repository(data_dir: Path, tmp_path: Path) -> None:
+    command = [*DIGITS, "train", "--version", "0.2.0", "--repository", str(tmp_path), "--epochs", "1"]
+    environment = {**os.environ, "DIGITS_DATA_DIR": str(data_dir)}
+    subprocess.run([*command, "--limit", "256"], check=True, env=environment, capture_output=True, timeout=600)
+    repository = ModelRepository(tmp_path)
+    assert repository.versions() == ["0.2.0"]
+    assert repository.verify("0.2.0").card.training.train_samples == 256
+    again = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
+    assert again.returncode != 0 and "version 0.2.0 already exists" in again.stderr
+    assert [entry.name for entry in tmp_path.iterdir()] == ["0.2.0"]

@@ -38,6 +38,10 @@ NO_DATA_HERE = {
     "when nvidia-smi finds a GPU",
     'max by (DeviceId) (GPUMemoryUsed{job="torchserve"})': "no GPU here (as above)",
     'max by (DeviceId) (GPUMemoryUtilization{job="torchserve"})': "no GPU here (as above)",
+    "sum by (key_name) (rate(digits_key_requests_total[$__rate_interval]))": "the stack runs without API keys: "
+    "per-key series exist only with DIGITS_API_KEYS_FILE (tests/http/test_quotas.py reads them off a gateway)",
+    "sum by (key_name) (rate(digits_key_images_total[$__rate_interval]))": "no API keys here (as above)",
+    "sum by (key_name, quota) (rate(digits_quota_refusals_total[$__rate_interval]))": "no API keys here (as above)",
 }
 # Grafana's variables, as Grafana would expand them for a dashboard opened right after the traffic.
 RATE_INTERVAL = "20s"

@@ -19,7 +19,7 @@ from ops.local_servers import free_port, wait_until_ready
 from ops.settings import OpsSettings
 from ops.torchserve.commands import launcher_config
 from ops.torchserve.launcher import TorchServeConfig
-from service.core.settings import Settings
+from service.core.settings import Settings, TorchServeSettings
 from tests.servers import gateway_process
 
 PIXELS = {"instances": [{"pixels": [[0] * 28] * 10 + [[0] * 13 + [255] * 2 + [0] * 13] * 8 + [[0] * 28] * 10}]}
@@ -107,7 +107,8 @@ def test_torchserve_command_and_a_gateway_are_the_documented_pair(tmp_path: Path
 def test_launcher_config_follows_the_gateways_settings(tmp_path: Path) -> None:
     mar = tmp_path / "digits.mar"
     mar.write_bytes(b"")
-    settings = Settings(torchserve_url="http://0.0.0.0:9080", torchserve_management_url="http://0.0.0.0:9081")
+    urls = {"torchserve_url": "http://0.0.0.0:9080", "torchserve_management_url": "http://0.0.0.0:9081"}
+    settings = Settings(torchserve=TorchServeSettings(**urls))
     ops = OpsSettings(torchserve_metrics_url="http://0.0.0.0:9082", torchserve_workers=3, torchserve_log_dir=tmp_path)
     config = launcher_config(settings, ops, mar)
     assert config == TorchServeConfig(
@@ -125,6 +126,6 @@ def test_launcher_config_follows_the_gateways_settings(tmp_path: Path) -> None:
 def test_launcher_config_refuses_urls_on_different_hosts(tmp_path: Path) -> None:
     mar = tmp_path / "digits.mar"
     mar.write_bytes(b"")
-    settings = Settings(torchserve_url="http://torchserve:8080")
+    settings = Settings(torchserve=TorchServeSettings(torchserve_url="http://torchserve:8080"))
     with pytest.raises(ValueError, match="one host"):
         launcher_config(settings, OpsSettings(), mar)

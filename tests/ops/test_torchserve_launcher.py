@@ -16,7 +16,7 @@ import pytest
 import torch
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadtest.torchserve_targets import DIRECT_MODEL_CONFIG
+from bench.torchserve_targets import DIRECT_MODEL_CONFIG
 from model.card import ModelCard, load_card
 from model.mnist import Split
 from ops.torchserve.archive import build_archive

@@ -21,7 +21,7 @@ SMALL_NETWORK = ConvNet(layout=(Conv(8), Pool(), Conv(16), Pool(), Conv(16), Poo
 @pytest.fixture(scope="module")
 def card() -> ModelCard:
     """The card of the artifact a gateway started here would serve (DIGITS_ARTIFACT, else the shipped one)."""
-    return load_card(Settings().artifact)
+    return load_card(Settings().model.artifact)
 
 
 def parse(svg: bytes) -> ET.Element:

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from service.core.metrics import LATENCY_BUCKETS, Metrics
-from service.core.settings import Settings
+from service.core.settings import TelemetrySettings
 from service.ui.history import MetricsHistory, histogram_quantile
 
 ROUTE = "/v1/predict"
@@ -26,7 +26,7 @@ class Clock:
 
 
 def history_of(metrics: Metrics, clock: Clock, **settings: float) -> MetricsHistory:
-    return MetricsHistory(metrics.registry, Settings(**settings), clock)  # type: ignore[arg-type]
+    return MetricsHistory(metrics.registry, TelemetrySettings(**settings), clock)  # type: ignore[arg-type]
 
 
 def bucket_around(value: float) -> tuple[float, float]:
@@ -106,7 +106,7 @@ def test_histogram_quantile_follows_prometheus() -> None:
 
 async def test_the_history_samples_on_its_own() -> None:
     metrics = Metrics()
-    history = MetricsHistory(metrics.registry, Settings(dashboard_interval_seconds=0.2))
+    history = MetricsHistory(metrics.registry, TelemetrySettings(dashboard_interval_seconds=0.2))
     task = asyncio.create_task(history.run())
     try:
         for _ in range(50):
@@ -120,6 +120,6 @@ async def test_the_history_samples_on_its_own() -> None:
 
 def test_bad_dashboard_settings_say_how_to_fix_them() -> None:
     with pytest.raises(ValidationError, match="DIGITS_DASHBOARD_HISTORY_SECONDS"):
-        Settings(dashboard_interval_seconds=10, dashboard_history_seconds=5)
+        TelemetrySettings(dashboard_interval_seconds=10, dashboard_history_seconds=5)
     with pytest.raises(ValidationError):
-        Settings(dashboard_interval_seconds=0)
+        TelemetrySettings(dashboard_interval_seconds=0)

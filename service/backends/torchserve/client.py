@@ -73,16 +73,16 @@ class TorchServeBackend(Backend):
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
         return cls(
-            inference_url=settings.torchserve_url,
-            management_url=settings.torchserve_management_url,
-            model=settings.torchserve_model,
-            timeout_seconds=settings.torchserve_timeout_seconds,
-            connect_timeout_seconds=settings.torchserve_connect_timeout_seconds,
-            health_timeout_seconds=settings.torchserve_health_timeout_seconds,
-            max_connections=settings.torchserve_max_connections,
-            batches_in_flight=settings.torchserve_batches_in_flight,
-            expected_version=load_card(settings.artifact).version,
-            retry_after_seconds=settings.retry_after_seconds,
+            inference_url=settings.torchserve.torchserve_url,
+            management_url=settings.torchserve.torchserve_management_url,
+            model=settings.torchserve.torchserve_model,
+            timeout_seconds=settings.torchserve.torchserve_timeout_seconds,
+            connect_timeout_seconds=settings.torchserve.torchserve_connect_timeout_seconds,
+            health_timeout_seconds=settings.torchserve.torchserve_health_timeout_seconds,
+            max_connections=settings.torchserve.torchserve_max_connections,
+            batches_in_flight=settings.torchserve.torchserve_batches_in_flight,
+            expected_version=load_card(settings.model.artifact).version,
+            retry_after_seconds=settings.batching.retry_after_seconds,
         )
 
     @property

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
-from service.http.dependencies import GatewayDep, InferenceDep, require_ready
+from service.http.dependencies import GatewayDep, require_ready
 from service.http.responses import JSONBytesResponse
 
 router = APIRouter(tags=["operations"])
@@ -18,10 +18,15 @@ async def healthz() -> JSONBytesResponse:
 
 
 @router.get("/readyz", summary="The model is loaded, warmed up and its backend answers (503 before)")
-async def readyz(inference: InferenceDep) -> JSONBytesResponse:
-    await require_ready(inference)
-    backend = inference.backend
-    return JSONBytesResponse({"status": "ready", "backend": backend.name, "device": backend.device})
+async def readyz(gateway: GatewayDep) -> JSONBytesResponse:
+    models = gateway.models
+    await require_ready(models)
+    stable = models.stable
+    assert stable is not None, "a ready server has a stable version"
+    backend = stable.backend
+    return JSONBytesResponse(
+        {"status": "ready", "backend": backend.name, "device": backend.device, "version": stable.card.version}
+    )
 
 
 @router.get("/metrics", summary="Prometheus metrics (text format)", response_class=Response)

@@ -7,23 +7,30 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from service.core.errors import ApiError, ErrorCode
 from service.core.layer_parameters import ParameterFormat
 from service.core.schemas import ErrorResponse, LayerResponse
-from service.http.dependencies import GatewayDep, InferenceDep, require_loaded
+from service.http.dependencies import VERSION_ERRORS, GatewayDep, InferenceDep, require_loaded
 from service.http.responses import JSONBytesResponse
 
 router = APIRouter(tags=["model"])
 
 LAYER_ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "unknown_layer: the model card lists no such layer"},
+    404: {
+        "model": ErrorResponse,
+        "description": "unknown_layer: the model card lists no such layer; unknown_model: "
+        "the version asked for is not loaded",
+    },
     422: {"model": ErrorResponse, "description": "invalid_request: format is neither array nor png"},
     503: {"model": ErrorResponse, "description": "not_ready: the model is still loading"},
 }
 
 
-@router.get("/v1/models/digits", summary="Model card plus serving info (backend, device, batching)")
-async def model_card(gateway: GatewayDep) -> JSONBytesResponse:
-    return JSONBytesResponse({**gateway.inference.card.model_dump(mode="json"), "serving": gateway.serving_info()})
+@router.get(
+    "/v1/models/digits", summary="Model card plus serving info (backend, device, batching)", responses=VERSION_ERRORS
+)
+async def model_card(gateway: GatewayDep, inference: InferenceDep) -> JSONBytesResponse:
+    return JSONBytesResponse({**inference.card.model_dump(mode="json"), "serving": gateway.serving_info()})
 
 
 @router.get(
@@ -39,5 +46,7 @@ async def layer(
     ] = "array",
 ) -> JSONBytesResponse:
     parameters = require_loaded(inference).layer_parameters
-    assert parameters is not None, "a loaded gateway has read its layers"
+    if parameters is None:
+        raise ApiError(ErrorCode.unknown_layer, f"model version {inference.card.version} has no frozen convolutions "
+                       "whose parameters could be read")  # fmt: skip
     return JSONBytesResponse(parameters.describe(name, format))

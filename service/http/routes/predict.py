@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
 
+from service.core.inference import Inference, PredictCall
 from service.core.schemas import ErrorResponse, PredictOptions, PredictRequest, PredictResponse
-from service.http.dependencies import inference_of
+from service.http.dependencies import models_of, routing_key_of
 from service.http.openapi import request_body_schema
 from service.http.request_route import RequestRoute
 from service.http.requests import read_predict_request
@@ -20,6 +20,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
         400: "empty body, invalid JSON or base64, undecodable or truncated image",
+        404: "the version asked for is not loaded (unknown_model)",
         413: "body, image or image count over its limit",
         415: "unsupported content type",
         422: "invalid options, pixels or image size",
@@ -30,6 +31,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 REQUEST_BODY = {
+    "parameters": [
+        {
+            "name": "version",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "a loaded model version to answer (default: the one the traffic policy picks)",
+        }
+    ],
     "requestBody": {
         "required": True,
         "content": {
@@ -48,7 +58,7 @@ REQUEST_BODY = {
         "description": "JSON instances (base64 images or pixel arrays), or image files as multipart parts "
         "named 'file' with options as query parameters: "
         + ", ".join(f"{name} ({field.description})" for name, field in PredictOptions.model_fields.items()),
-    }
+    },
 }
 
 
@@ -59,5 +69,9 @@ REQUEST_BODY = {
     openapi_extra=REQUEST_BODY,
 )
 async def predict(request: Request) -> JSONBytesResponse:
-    outcome = await inference_of(request).run(partial(read_predict_request, request))
+    async def read(inference: Inference) -> PredictCall:
+        return await read_predict_request(request, inference.limits)
+
+    version = request.query_params.get("version")
+    outcome = await models_of(request).run(read, version, routing_key_of(request))
     return JSONBytesResponse(outcome.body())

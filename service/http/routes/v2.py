@@ -11,10 +11,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from service.core.errors import ApiError, ErrorCode
+from service.core.inference import Inference
 from service.core.oip.body import HEADER_LENGTH
 from service.core.oip.errors import PATH_PREFIX
 from service.core.oip.inference import TensorCall, read_inference, write_inference
-from service.core.oip.metadata import ServedModel, server_metadata
+from service.core.oip.metadata import MODEL_NAME, server_metadata
 from service.core.oip.schemas import (
     InferenceRequest,
     InferenceResponse,
@@ -25,8 +27,7 @@ from service.core.oip.schemas import (
     ServerMetadata,
     ServerReady,
 )
-from service.core.types import Limits
-from service.http.dependencies import GatewayDep, inference_of, require_ready
+from service.http.dependencies import GatewayDep, models_of, require_ready, routing_key_of
 from service.http.openapi import request_body_schema
 from service.http.responses import JSONBytesResponse
 
@@ -68,10 +69,11 @@ INFER_BODY = {
 }
 
 
-def _served_model(request: Request, name: str, version: str | None) -> ServedModel:
-    model: ServedModel = request.app.state.served_model
-    model.check(name, version)
-    return model
+def _model(request: Request, name: str, version: str | None) -> Inference:
+    """The loaded ``version`` of the model ``name``, or the one the traffic policy picks (``unknown_model``)."""
+    if name != MODEL_NAME:
+        raise ApiError(ErrorCode.unknown_model, f"no model named '{name}'; this server serves '{MODEL_NAME}'")
+    return models_of(request).select(version, routing_key_of(request))
 
 
 ModelHandler = Callable[[Request, str, str | None], Awaitable[Response]]
@@ -97,7 +99,7 @@ async def server_live() -> JSONBytesResponse:
 
 @router.get("/health/ready", summary="The model is ready", responses={200: {"model": ServerReady}, **NOT_READY})
 async def server_ready(gateway: GatewayDep) -> JSONBytesResponse:
-    await require_ready(gateway.inference)
+    await require_ready(gateway.models)
     return JSONBytesResponse({"ready": True})
 
 
@@ -107,23 +109,28 @@ async def server() -> JSONBytesResponse:
 
 
 async def _model_metadata(request: Request, name: str, version: str | None) -> Response:
-    return JSONBytesResponse(_served_model(request, name, version).metadata())
+    models = models_of(request)
+    metadata = _model(request, name, version).protocol_model.metadata()
+    return JSONBytesResponse(metadata if version is not None else {**metadata, "versions": sorted(models.versions)})
 
 
 async def _model_ready(request: Request, name: str, version: str | None) -> Response:
-    _served_model(request, name, version)
-    await require_ready(inference_of(request))
+    inference = _model(request, name, version)
+    if not await inference.ready():
+        raise ApiError(ErrorCode.not_ready, "the model is still loading", headers={"Retry-After": "1"})
     return JSONBytesResponse({"name": name, "ready": True})
 
 
 async def _infer(request: Request, name: str, version: str | None) -> Response:
-    model = _served_model(request, name, version)
+    if name != MODEL_NAME:
+        _model(request, name, version)  # the protocol's unknown_model
 
-    async def read(limits: Limits) -> TensorCall:
-        return read_inference(await request.body(), request.headers.get(HEADER_LENGTH), model, limits)
+    async def read(inference: Inference) -> TensorCall:
+        body = await request.body()
+        return read_inference(body, request.headers.get(HEADER_LENGTH), inference.protocol_model, inference.limits)
 
-    outcome = await inference_of(request).run(read)
-    answer = write_inference(outcome.call, outcome.output, model)
+    outcome = await models_of(request).run(read, version, routing_key_of(request))
+    answer = write_inference(outcome.call, outcome.output, outcome.inference.protocol_model)
     if answer.header_length is None:
         return JSONBytesResponse(answer.body)
     return Response(
