@@ -5,7 +5,7 @@ The load comes from Triton's own clients, not from our code: ``tritonclient.grpc
 another (a closed loop), spread over several processes so that the client's Python is not the only bottleneck.
 Every request is one 28x28 image of FP32 pixels asking for ``probabilities`` and ``label``.
 
-    python bench/grpc_bench.py [--seconds 8] [--connections 1 32] [--processes 4]
+    python -m bench.grpc_bench [--seconds 8] [--connections 1 32] [--processes 4]
 
 Prints a Markdown table: requests/s and latency percentiles per transport and connection count.
 """
@@ -14,23 +14,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import platform
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from ops.local_servers import free_port  # noqa: E402
-from tests.servers import gateway_process  # noqa: E402
+from ops.local_servers import ServerProcess, free_port
 
 MODEL = "digits"
 TRANSPORTS = ("gRPC binary", "REST binary", "REST JSON")
@@ -113,6 +110,19 @@ def measure(transport: str, address: str, connections: int, processes: int, seco
     }
 
 
+@contextlib.contextmanager
+def _gateway(log_dir: Path, env: dict[str, str]) -> Iterator[ServerProcess]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    full_env = {"DIGITS_HOST": "127.0.0.1", "DIGITS_PORT": str(port), **env}
+    server = ServerProcess("gateway", [sys.executable, "-m", "digits_cli.main", "serve"], full_env, log_dir, url=url)
+    server.start(f"{url}/readyz", 120)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0)
@@ -121,7 +131,7 @@ def main() -> None:
     args = parser.parse_args()
     grpc_port = free_port()
     env = {"DIGITS_GRPC_PORT": str(grpc_port), "DIGITS_DEVICE": "cpu"}
-    with tempfile.TemporaryDirectory() as logs, gateway_process(Path(logs), env) as server:
+    with tempfile.TemporaryDirectory() as logs, _gateway(Path(logs), env) as server:
         addresses = {"gRPC binary": f"127.0.0.1:{grpc_port}"}
         http_address = server.url.removeprefix("http://")
         rows = []
