@@ -169,7 +169,8 @@ def test_body_limits_and_framing(client: TestClient) -> None:
 
 
 def test_protocol_errors_for_unknown_routes_and_methods(client: TestClient) -> None:
-    assert error_of(client.get("/v2/repository/index")) == (404, "not_found")
+    assert error_of(client.get("/v2/no-such-route")) == (404, "not_found")
+    assert error_of(client.get("/v2/repository/index")) == (405, "method_not_allowed")
     assert error_of(client.get(INFER)) == (405, "method_not_allowed")
 
 

@@ -20,7 +20,7 @@ from service.core.preprocessing import FIELD, Mode
 MODEL_NAME = "digits"
 SERVER_NAME = "digits"
 PLATFORM = "pytorch_torchscript"
-EXTENSIONS = ("binary_tensor_data",)
+EXTENSIONS = ("binary_tensor_data", "model_repository")
 
 PIXELS = "pixels"
 IMAGE = "image"
