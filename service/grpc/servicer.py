@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 # The spec's name, the one on the wire (the .proto's package differs: see there).
 SERVICE = "inference.GRPCInferenceService"
+# The protocol's extensions this service has (the model repository's calls are REST's only, so far).
+GRPC_EXTENSIONS = frozenset({"binary_tensor_data"})
 ROUTE_PREFIX = "grpc:"
 # gRPC calls are HTTP/2 POSTs; the status label is the HTTP status of the answer's error code (200 when none), so
 # the dashboards' and alerts' error rates read gRPC as they read HTTP.
@@ -84,7 +86,9 @@ class InferenceService:
         return pb.ModelReadyResponse(ready=await inference.ready())
 
     async def server_metadata(self, _: pb.ServerMetadataRequest, __: Metadata) -> pb.ServerMetadataResponse:
-        return pb.ServerMetadataResponse(**server_metadata())
+        metadata = server_metadata()
+        extensions = [name for name in metadata["extensions"] if name in GRPC_EXTENSIONS]
+        return pb.ServerMetadataResponse(**{**metadata, "extensions": extensions})
 
     async def model_metadata(self, request: pb.ModelMetadataRequest, _: Metadata) -> pb.ModelMetadataResponse:
         metadata = self._model(request.name, request.version).protocol_model.metadata()
