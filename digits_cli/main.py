@@ -18,6 +18,7 @@ from typing import TypeAlias
 
 from model.settings import DEFAULT_ARTIFACT, DEFAULT_REPOSITORY, DataSettings
 from ops.monitoring.command import add_command as _add_monitor
+from ops.rollout.command import add_command as _add_rollout
 from ops.torchserve.commands import add_export_mar as _add_export_mar
 from ops.torchserve.commands import add_torchserve as _add_torchserve
 
@@ -281,6 +282,7 @@ COMMANDS: list[Callable[[Subcommands], None]] = [
     _add_serve,
     _add_api_key,
     _add_monitor,
+    _add_rollout,
     _add_load_tools,
     _add_benchmark,
     _add_export_mar,

@@ -26,10 +26,11 @@ from pydantic_settings import BaseSettings
 
 import model
 from model.settings import DataSettings
+from ops.rollout.client import ClientSettings
 from ops.settings import OpsSettings
 from service.core.settings import Settings
 
-ROOTS: tuple[type[BaseModel], ...] = (Settings, OpsSettings, DataSettings)
+ROOTS: tuple[type[BaseModel], ...] = (Settings, OpsSettings, ClientSettings, DataSettings)
 COMMAND = "python -m ops.settings_doc > docs/settings.md"
 # Defaults computed from where the code lies or whose home it runs in are shown relative to those.
 PROJECT_ROOT = Path(model.__file__).resolve().parent.parent

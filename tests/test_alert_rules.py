@@ -24,6 +24,8 @@ REQUIRED_ALERTS = {
     "queue saturation": "DigitsQueueSaturated",
     "target down": "DigitsTargetDown",
     "no traffic": "DigitsNoTraffic",
+    "a rollout rolled back by a gate": "DigitsRolloutRolledBack",
+    "a model version refused at load": "DigitsModelVersionRefused",
 }
 # Series TorchServe exports (checked against a live TorchServe in tests/test_monitoring.py).
 TORCHSERVE_METRICS = {

@@ -40,6 +40,16 @@ REQUIRED_QUERIES = {
     "GPU utilisation": r"GPUUtilization",
     "GPU memory": r"GPUMemoryUsed",
     "model version": r"digits_model_info",
+    "request rate by version": r"sum by \(version, outcome\) \(rate\(digits_version_requests_total",
+    "p99 by version": r"histogram_quantile\(0\.99, sum by \(le, version\) \(rate\(digits_version_request_duration",
+    "error rate by version": r'digits_version_requests_total\{outcome="error"\}',
+    "traffic shares": r"digits_traffic_share",
+    "shadow agreement": r'digits_shadow_comparisons_total\{result="agree"\}',
+    "shadow confidence shift": r"digits_shadow_confidence_shift_bucket",
+    "class mix by version": r"sum by \(version, label\) \(increase\(digits_predictions_total",
+    "confidence distribution by version": r"sum by \(version, le\) \(increase\(digits_version_confidence_bucket",
+    "rollout step": r"digits_rollout_step",
+    "rollbacks with their reason": r"sum by \(result, reason\) \(.*digits_rollouts_total",
 }
 
 

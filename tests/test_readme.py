@@ -95,3 +95,26 @@ def test_the_readme_curl_example_classifies_its_digit(gateway: ServerProcess) ->
     (prediction,) = json.loads(result.stdout)["predictions"]
     assert prediction["label"] == 7  # MNIST test digit 17
     assert [entry["label"] for entry in prediction["top_k"]][:1] == [7] and len(prediction["top_k"]) == 3
+
+
+def walkthrough_commands() -> list[tuple[list[str], list[str]]]:
+    """Each ``digits`` command of the README's walk-through: its subcommand words and the options it uses."""
+    section = README.split("## Rolling out a new version", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, re.DOTALL)
+    commands = []
+    for line in block.splitlines():
+        for words in re.findall(r"(?:^|[;&|] *)digits ([^#&;|]*)", line):
+            tokens = words.split()
+            subcommand = [t for t in tokens[:2] if re.fullmatch(r"[a-z][a-z-]*", t)]
+            commands.append((subcommand, [t for t in tokens if t.startswith("--")]))
+    return commands
+
+
+def test_the_walkthrough_names_real_commands_and_options() -> None:
+    commands = walkthrough_commands()
+    assert [words[0] for words, _ in commands] == ["api-key", "serve", "train", "rollout", "rollout"]
+    for words, options in commands:
+        command = [sys.executable, "-m", "digits_cli.main", *words, "--help"]
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert [option for option in options if option not in result.stdout] == [], words

@@ -221,9 +221,13 @@ class RolloutController:
             elif status == "rolled_back" and rollout.status == "promoted" and rollout.previous in state.versions:
                 back_to = rollout.previous
                 state.retire_at.pop(back_to, None)
+            elif status == "rolled_back" and rollout.status == "promoted":
+                raise ApiError(ErrorCode.rollout_conflict, f"{rollout.candidate} was promoted and its previous "
+                               f"version {rollout.previous} is no longer loaded: roll out {rollout.previous} "
+                               "again")  # fmt: skip
             else:
                 raise ApiError(ErrorCode.rollout_conflict, f"the rollout of {rollout.candidate} has ended "
-                               f"({rollout.status}) and its previous version is no longer loaded")  # fmt: skip
+                               f"({rollout.status.replace('_', ' ')}): there is nothing to end")  # fmt: skip
             rollout.status, rollout.reason, rollout.ended_at = status, why.reason, time.time()
             state.policy = TrafficPolicy(stable=back_to)
             state.record("rollout", f"{rollout.candidate} {status.replace('_', ' ')}: {why.reason}")

@@ -24,6 +24,7 @@ from service.core.shadow import ShadowRunner
 from service.core.traffic import TrafficPolicy
 
 log = logging.getLogger(__name__)
+ROLES = ("stable", "candidate", "idle")
 
 
 class ServedModels:
@@ -216,7 +217,10 @@ class ServedModels:
         shares = policy.shares()
         for version in self.versions:
             role = "stable" if version == policy.stable else "candidate" if version == policy.candidate else "idle"
-            self.metrics.traffic_share.labels(version=version, role=role).set(shares.get(version, 0.0))
+            for each in ROLES:  # a version that changed role keeps no share under its old one
+                self.metrics.traffic_share.labels(version=version, role=each).set(
+                    shares.get(version, 0.0) if each == role else 0.0
+                )
             self.metrics.shadow_share.labels(version=version).set(policy.shadow if role == "candidate" else 0.0)
 
     async def _unload_here(self, version: str) -> None:
@@ -226,6 +230,6 @@ class ServedModels:
         card = inference.card
         self.metrics.model_info.remove(card.name, card.version, card.sha256, inference.backend.name,
                                        inference.backend.device)  # fmt: skip
-        for role in ("stable", "candidate", "idle"):
+        for role in ROLES:
             self.metrics.traffic_share.labels(version=version, role=role).set(0.0)
         log.info("model version %s unloaded after its last request", version)

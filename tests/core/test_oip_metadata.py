@@ -46,4 +46,8 @@ def test_only_this_model_and_version_are_served(model: ServedModel) -> None:
 
 def test_server_metadata_lists_the_binary_extension() -> None:
     installed = importlib.metadata.version("digits")
-    assert server_metadata() == {"name": "digits", "version": installed, "extensions": ["binary_tensor_data", "model_repository"]}
+    assert server_metadata() == {
+        "name": "digits",
+        "version": installed,
+        "extensions": ["binary_tensor_data", "model_repository"],
+    }

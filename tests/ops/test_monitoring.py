@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +24,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
+from model.card import load_card
+from model.evaluate import predict_logits
+from model.mnist import load_test_split
+from model.settings import DataSettings
 from ops.local_servers import ServerProcess, free_port, wait_until_ready
+from service.core.api_keys import new_key
 from tests.servers import REPO
 
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "digits.json"
@@ -43,6 +49,7 @@ NO_DATA_HERE = {
     "sum by (key_name) (rate(digits_key_images_total[$__rate_interval]))": "no API keys here (as above)",
     "sum by (key_name, quota) (rate(digits_quota_refusals_total[$__rate_interval]))": "no API keys here (as above)",
 }
+LIFECYCLE_ROW = "Model versions and rollout"
 # Grafana's variables, as Grafana would expand them for a dashboard opened right after the traffic.
 RATE_INTERVAL = "20s"
 RANGE = "5m"
@@ -122,9 +129,16 @@ def drive_traffic(gateway_url: str) -> tuple[int, dict[int, int]]:
     return sent, statuses
 
 
-def dashboard_queries() -> list[tuple[str, str]]:
-    panels = [panel for panel in json.loads(DASHBOARD.read_text())["panels"] if panel["type"] != "row"]
-    return [(panel["title"], target["expr"]) for panel in panels for target in panel["targets"]]
+def dashboard_queries(row: str | None = None) -> list[tuple[str, str]]:
+    """The queries of the panels under ``row``, or with None, of every row but LIFECYCLE_ROW (whose series need
+    several versions and a rollout: the lifecycle stack below)."""
+    queries, current = [], ""
+    for panel in json.loads(DASHBOARD.read_text())["panels"]:
+        if panel["type"] == "row":
+            current = panel["title"]
+        elif current == row or (row is None and current != LIFECYCLE_ROW):
+            queries += [(panel["title"], target["expr"]) for target in panel["targets"]]
+    return queries
 
 
 def grafana_expand(expr: str) -> str:
@@ -249,3 +263,115 @@ def test_the_embedded_variant_runs_without_torchserve_and_stops_cleanly(tmp_path
         code = stack.stop()
     assert code == 0, stack.monitor.log()[-4000:]
     assert refuses(f"{stack.gateway_url}/healthz") and refuses(f"{stack.prometheus_url}/-/ready")
+
+
+# The lifecycle stack: the shipped repository (2.1.0 stable) and an admin key. A rollout of 2.0.0 is sent the MNIST
+# test digits the two networks label differently (24 of 10,000), so that its agreement gate rolls it back.
+LIFECYCLE_STABLE, LIFECYCLE_CANDIDATE = "2.1.0", "2.0.0"
+
+
+@dataclass
+class Lifecycle:
+    stack: Stack
+    at: float  # when Prometheus had scraped it all
+
+
+def admin_call(stack: Stack, key: str, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    request = urllib.request.Request(f"{stack.gateway_url}{path}", data, headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return int(response.status), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), json.loads(exc.read())
+
+
+def predict(stack: Stack, key: str, images: Iterable[np.ndarray]) -> None:
+    for image in images:
+        body = {"instances": [{"pixels": image.tolist()}], "preprocess": "none"}
+        status, answer = admin_call(stack, key, "POST", "/v1/predict", body)
+        assert status == 200, answer
+
+
+def disagreeing_digits() -> list[np.ndarray]:
+    """The MNIST test digits that the stable and the candidate version label differently."""
+    split = load_test_split(DataSettings().data_dir)
+    labels = []
+    for version in (LIFECYCLE_STABLE, LIFECYCLE_CANDIDATE):
+        artifact = REPO / "model" / "versions" / version / "digits.pt"
+        module = torch.jit.load(str(artifact), map_location="cpu").eval()
+        labels.append(predict_logits(module, split.images, load_card(artifact).input).argmax(dim=1).numpy())
+    return list(split.images[labels[0] != labels[1]])
+
+
+@pytest.fixture(scope="module")
+def lifecycle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lifecycle]:
+    """Canary and shadow traffic by hand, a version refused at load, then a rollout rolled back by its agreement
+    gate (the default settings' gates)."""
+    tmp = tmp_path_factory.mktemp("lifecycle")
+    key, line = new_key("operator", "admin")
+    (tmp / "keys").write_text(line + "\n")
+    env = {
+        "DIGITS_MODEL_REPOSITORY": str(REPO / "model" / "versions"),
+        "DIGITS_MODEL_VERSION": LIFECYCLE_STABLE,
+        "DIGITS_STATE_DIR": str(tmp / "state"),
+        "DIGITS_API_KEYS_FILE": str(tmp / "keys"),
+        "DIGITS_ROLLOUT_GATE_MIN_SAMPLES": "10",
+        "DIGITS_REPOSITORY_POLL_SECONDS": "0.2",
+    }
+    stack = start_monitor(tmp, "--backend", "embedded", env=env)
+    try:
+        wait_until_scraped(stack, {"gateway"})
+        rng, disagreeing = np.random.default_rng(0), disagreeing_digits()
+        assert disagreeing
+        policy = {"stable": LIFECYCLE_STABLE, "candidate": LIFECYCLE_CANDIDATE, "weight": 0.5, "shadow": 1.0}
+        assert admin_call(stack, key, "PUT", "/v1/traffic", policy)[0] == 200
+        for _ in range(ROUNDS):
+            predict(stack, key, rng.integers(0, 256, size=(VALID_PER_ROUND, 28, 28)))
+            time.sleep(1.0)
+        status, refused = admin_call(stack, key, "POST", "/v2/repository/models/digits/load?version=9.9.9")
+        assert status >= 400, refused
+        status, started = admin_call(stack, key, "POST", "/v1/rollout",
+                                     {"candidate": LIFECYCLE_CANDIDATE, "steps": ["shadow", "100"]})  # fmt: skip
+        assert status == 202, started
+        deadline = time.monotonic() + 60
+        while (report := admin_call(stack, key, "GET", "/v1/rollout")[1])["rollout"]["status"] == "running":
+            assert time.monotonic() < deadline, report
+            predict(stack, key, disagreeing)
+        assert report["rollout"]["status"] == "rolled_back" and "agreement" in report["rollout"]["reason"], report
+        deadline = time.monotonic() + 30
+        while not query(stack, 'digits_rollouts_total{result="rolled_back", reason="agreement"}'):
+            assert time.monotonic() < deadline, "Prometheus did not see the rollback within 30 s"
+            time.sleep(0.5)
+        time.sleep(2.0)  # a scrape or two after it: the gauges' last values
+        yield Lifecycle(stack, time.time())
+    finally:
+        stack.stop()
+
+
+@pytest.mark.parametrize(
+    ("title", "expr"), dashboard_queries(LIFECYCLE_ROW), ids=[title for title, _ in dashboard_queries(LIFECYCLE_ROW)]
+)
+def test_every_model_versions_query_returns_data(lifecycle: Lifecycle, title: str, expr: str) -> None:
+    result = query(lifecycle.stack, grafana_expand(expr), at=lifecycle.at)
+    values = [float(sample["value"][1]) for sample in result]
+    assert values, f"{title}: no series for {expr}"
+    assert any(math.isfinite(value) for value in values), f"{title}: only NaN for {expr}"
+
+
+def test_the_lifecycle_row_is_there() -> None:
+    assert len(dashboard_queries(LIFECYCLE_ROW)) >= 10
+
+
+def test_a_rollback_by_a_gate_and_a_refused_version_raise_their_alerts(lifecycle: Lifecycle) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        with urllib.request.urlopen(f"{lifecycle.stack.prometheus_url}/api/v1/alerts", timeout=10) as response:
+            alerts = {(a["labels"]["alertname"], a["labels"].get("reason") or a["labels"].get("code"))
+                      for a in json.loads(response.read())["data"]["alerts"]}  # fmt: skip
+        wanted = {("DigitsRolloutRolledBack", "agreement"), ("DigitsModelVersionRefused", "unknown_version")}
+        if wanted <= alerts:
+            return
+        assert time.monotonic() < deadline, f"pending or firing: {sorted(alerts)}"
+        time.sleep(0.5)
