@@ -10,7 +10,7 @@ ifeq ($(strip $(DIGITS_DATA_DIR)),)
 unexport DIGITS_DATA_DIR
 endif
 
-.PHONY: serve test check venv test-venv peers-venv system-deps images lint clean
+.PHONY: serve test check venv test-venv peers-venv system-deps images lint grpc-stubs clean
 
 $(BIN)/digits: pyproject.toml .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,12 @@ check: test-venv
 
 lint: test-venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports
+
+## The gRPC adapter's Python modules from the Open Inference Protocol's .proto (committed; tests/grpc checks them)
+GRPC_GENERATED := service/grpc/generated
+grpc-stubs: test-venv
+	$(BIN)/python -m grpc_tools.protoc -I $(GRPC_GENERATED) --python_out=$(GRPC_GENERATED) \
+		--pyi_out=$(GRPC_GENERATED) $(GRPC_GENERATED)/predict_v2.proto
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

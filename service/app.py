@@ -21,6 +21,8 @@ from service.core.gateway import Gateway
 from service.core.metrics import MULTIPROCESS_DIR_VARIABLE
 from service.core.quotas import LocalBuckets, Quotas, SharedBuckets, shared_buckets_path
 from service.core.settings import Settings, get_settings
+from service.grpc.server import start_grpc_server
+from service.grpc.servicer import InferenceService
 from service.http.auth import ApiKeyMiddleware, document_api_keys, protected_paths
 from service.http.error_handlers import ErrorResponder
 from service.http.middleware import BodySizeLimitMiddleware, MetricsMiddleware
@@ -58,20 +60,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api_keys = ApiKeys(settings.auth.api_keys_file) if settings.auth.api_keys_file else None
 
     history = MetricsHistory(gateway.metrics.exported, settings.telemetry)
+    traffic = settings.rollout
+    sticky = {"request": None, "api_key": "api_key", "header": traffic.traffic_sticky_header}[traffic.traffic_sticky]
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         """Every task the app runs beside its requests: the key file's reload on SIGHUP, the model's loading and
-        batching, and the dashboard's metrics history."""
+        batching, the dashboard's metrics history, and the gRPC server (DIGITS_GRPC_PORT)."""
         if api_keys is not None:
             # Only a loop in the main thread takes signal handlers (not the test client's, for one).
             with suppress(ValueError, RuntimeError, NotImplementedError):
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, api_keys.reload)
         await gateway.start()
         sampling = asyncio.create_task(history.run(), name="dashboard-metrics-history")
+        grpc_server = None
+        if settings.server.grpc_port:
+            grpc_service = InferenceService(gateway.models, gateway.metrics, api_keys, sticky)
+            grpc_server = await start_grpc_server(
+                grpc_service,
+                settings.server.host,
+                settings.server.grpc_port,
+                max_message_bytes=settings.limits.max_body_bytes,
+                shared_port=settings.server.workers > 1,
+            )
         try:
             yield
         finally:
+            if grpc_server is not None:  # new calls are refused; those in flight get the grace period to finish
+                await grpc_server.stop(settings.server.graceful_shutdown_seconds)
             sampling.cancel()
             with suppress(asyncio.CancelledError):
                 await sampling
@@ -86,10 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.gateway = gateway
-    traffic = settings.rollout
-    app.state.sticky = {"request": None, "api_key": "api_key", "header": traffic.traffic_sticky_header}[
-        traffic.traffic_sticky
-    ]
+    app.state.sticky = sticky
     app.state.metrics_history = history
 
     def count_error(code: ErrorCode) -> None:

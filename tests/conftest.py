@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tritonclient.grpc.service_pb2 as triton_protocol_messages
 
 from loadtest.samples import load_samples
 from model.mnist import Split, load_test_split
@@ -16,6 +18,11 @@ from ops.local_servers import ServerProcess
 from tests.servers import gateway_process
 
 LABELLED_DIGITS = 16
+
+# tritonclient.grpc (tests/grpc) and kserve (tests/http) both register the protocol's messages as inference.* in
+# protobuf's one descriptor pool, and a process cannot hold a name twice. The tests use kserve's REST client only,
+# which never touches those messages: kserve gets Triton's module (the same messages and more) in place of its own.
+sys.modules.setdefault("kserve.protocol.grpc.grpc_predict_v2_pb2", triton_protocol_messages)
 
 
 def _mnist_dir() -> Path | None:

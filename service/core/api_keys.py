@@ -30,6 +30,14 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def bearer_key(credentials: str) -> str | None:
+    """The key in an ``Authorization`` value (HTTP header or gRPC metadata) of the form ``Bearer <key>``."""
+    scheme, _, key = credentials.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return None
+    return key.strip()
+
+
 def new_key(name: str = "", role: Role = "predict") -> tuple[str, str]:
     """A new random key and the line that lets it in (its hash, ``name`` and, for an admin key, its role)."""
     key = secrets.token_urlsafe(32)

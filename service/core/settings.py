@@ -25,6 +25,9 @@ class ServerSettings(_Group):
 
     host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0 in a container)")
     port: int = Field(8000, ge=0, le=65535, description="HTTP port")
+    # Off unless asked for: the gateway opens no port the operator did not name. The deployments use 8001,
+    # the port Triton's and KServe's gRPC clients expect beside HTTP on 8000.
+    grpc_port: int = Field(0, ge=0, le=65535, description="port of the Open Inference Protocol over gRPC; 0: off")
     workers: int = Field(1, ge=1, description="gateway processes on the port, each with its own model and batcher")
     # Slow clients (slowloris): a connection that has not sent its request head in this time is closed.
     header_timeout_seconds: float = Field(10.0, gt=0, description="time allowed for a request's head")

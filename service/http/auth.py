@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.core.api_keys import ApiKeys, Caller
+from service.core.api_keys import ApiKeys, Caller, bearer_key
 from service.core.errors import ApiError, ErrorCode
 from service.core.oip.errors import speaks_protocol
 from service.core.oip.schemas import ProtocolErrorResponse
@@ -60,10 +60,8 @@ class ApiKeyMiddleware:
         await self.app(scope, receive, send)
 
     def _caller(self, header: bytes) -> Caller | None:
-        scheme, _, key = header.decode("latin-1").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            return None
-        return self.keys.identify(key.strip())
+        key = bearer_key(header.decode("latin-1"))
+        return None if key is None else self.keys.identify(key)
 
 
 def document_api_keys(app: FastAPI, protected: Callable[[str], bool]) -> None:

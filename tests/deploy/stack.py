@@ -56,6 +56,7 @@ class ComposeStack:
     profiles: Sequence[str] = ()
     settings: dict[str, str] = field(default_factory=dict)  # compose variables, e.g. DIGITS_WORKERS
     port: int = field(default_factory=free_port)
+    grpc_port: int = field(default_factory=free_port)
     stats_port: int = field(default_factory=free_port)
     prometheus_port: int = field(default_factory=free_port)
 
@@ -63,6 +64,11 @@ class ComposeStack:
     def url(self) -> str:
         """The load balancer: the stack's one entrance."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def grpc_address(self) -> str:
+        """The load balancer's gRPC port, as host:port."""
+        return f"127.0.0.1:{self.grpc_port}"
 
     @property
     def prometheus_url(self) -> str:
@@ -73,6 +79,7 @@ class ComposeStack:
             **os.environ,
             "COMPOSE_PROJECT_NAME": self.name,
             "DIGITS_PUBLISH_PORT": f"127.0.0.1:{self.port}",
+            "DIGITS_GRPC_PUBLISH_PORT": f"127.0.0.1:{self.grpc_port}",
             "HAPROXY_STATS_PORT": str(self.stats_port),
             "PROMETHEUS_PORT": str(self.prometheus_port),
             "GRAFANA_ADMIN_PASSWORD": "not-started-in-tests",
@@ -138,8 +145,9 @@ class ComposeStack:
     def logs(self, service: str) -> str:
         return self.compose("logs", "--no-color", service, check=False).stdout
 
-    def server_states(self) -> dict[str, str]:
-        """HAProxy's view of the replicas: server name -> UP, DOWN, ... (slots no replica resolves to left out)."""
+    def server_states(self, backend: str = "gateways") -> dict[str, str]:
+        """HAProxy's view of the replicas in ``backend`` (``grpc-gateways``: gRPC's): server name -> UP, DOWN, ...
+        (slots no replica resolves to left out)."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.stats_port}/stats;csv", timeout=5) as response:
             lines = response.read().decode().splitlines()
         header = lines[0].lstrip("# ").split(",")
@@ -147,17 +155,17 @@ class ComposeStack:
         return {
             row["svname"]: row["status"]
             for row in rows
-            if row["pxname"] == "gateways"
+            if row["pxname"] == backend
             and row["svname"] not in ("FRONTEND", "BACKEND")
             and row["status"] != "MAINT (resolution)"
         }
 
-    def wait_balanced(self, replicas: int, timeout: float = 120) -> None:
+    def wait_balanced(self, replicas: int, timeout: float = 120, backend: str = "gateways") -> None:
         """Wait until the load balancer sends traffic to exactly ``replicas`` replicas that are UP."""
         deadline = time.monotonic() + timeout
         states: dict[str, str] = {}
         while time.monotonic() < deadline:
-            states = self.server_states()
+            states = self.server_states(backend)
             if list(states.values()).count("UP") == replicas:
                 return
             time.sleep(0.5)

@@ -157,9 +157,10 @@ def test_the_gateway_talks_to_torchserve_behind_the_load_balancer(resolved: dict
     assert gateway["environment"]["DIGITS_BACKEND"] == "torchserve"
     assert gateway["environment"]["DIGITS_TORCHSERVE_URL"] == "http://torchserve:8080"
     assert published_ports(gateway) == [], "replicas publish nothing, so that --scale works"
-    assert {str(port) for port in gateway["expose"]} == {"8000"}
+    assert {str(port) for port in gateway["expose"]} == {"8000", "8001"}, "HTTP and gRPC"
     loadbalancer = resolved["services"]["loadbalancer"]
     assert ("0.0.0.0", 8000, 8000) in published_ports(loadbalancer)
+    assert ("0.0.0.0", 8001, 8001) in published_ports(loadbalancer), "gRPC"
     assert ("127.0.0.1", 8404, 8404) in published_ports(loadbalancer), "HAProxy's stats stay on loopback"
     grafana = resolved["services"]["grafana"]
     assert {k: v["condition"] for k, v in grafana["depends_on"].items()} == {"prometheus": "service_healthy"}
@@ -238,7 +239,7 @@ def test_prometheus_finds_the_services_compose_defines(resolved: dict[str, Any])
     jobs = {
         job["job_name"]: job["dns_sd_configs"][0] for job in load_config(DEFAULT_PROMETHEUS_CONFIG)["scrape_configs"]
     }
-    (gateway_port,) = resolved["services"]["gateway"]["expose"]
+    gateway_port = resolved["services"]["gateway"]["expose"][0]  # HTTP; then gRPC
     assert jobs["gateway"]["names"] == ["gateway"] and str(jobs["gateway"]["port"]) == str(gateway_port)
     assert jobs["torchserve"]["names"] == ["torchserve"]
     assert str(jobs["torchserve"]["port"]) in {str(port) for port in resolved["services"]["torchserve"]["expose"]}

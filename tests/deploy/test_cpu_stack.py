@@ -10,7 +10,9 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import numpy as np
 import pytest
+import tritonclient.grpc as triton_grpc
 
 from tests.deploy.samples import predict_png, samples
 from tests.deploy.stack import COMPOSE_FILE, DEBIAN_PROMETHEUS, NO_GRAFANA, ROOT, ComposeStack, inspect, readme_command
@@ -52,6 +54,17 @@ def test_a_png_upload_through_the_published_port_gets_the_right_label(stack: Com
     for sample in samples()[:8]:
         body = predict_png(stack.url, sample, preprocess="auto")
         assert body["predictions"][0]["label"] == sample.label, sample.path.name  # type: ignore[index]
+
+
+def test_grpc_through_the_load_balancer_gets_the_right_labels(stack: ComposeStack) -> None:
+    stack.wait_balanced(1, backend="grpc-gateways")
+    chosen = samples()[:8]
+    files = triton_grpc.InferInput("image", [len(chosen)], "BYTES")
+    files.set_data_from_numpy(np.array([sample.path.read_bytes() for sample in chosen], dtype=np.object_))
+    with triton_grpc.InferenceServerClient(url=stack.grpc_address) as client:
+        assert client.is_server_live() and client.is_model_ready("digits")
+        result = client.infer("digits", [files], outputs=[triton_grpc.InferRequestedOutput("label")])
+    assert result.as_numpy("label").tolist() == [sample.label for sample in chosen]
 
 
 def test_prometheus_scrapes_the_gateway_and_the_dashboard_p99_has_data(stack: ComposeStack) -> None:

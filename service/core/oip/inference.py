@@ -4,6 +4,7 @@ The pipeline does the rest as for /v1: the same decoding, limits, pixel checks, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,9 +71,18 @@ def read_inference(body: bytes, header_length: str | None, model: ServedModel, l
     except ValidationError as exc:
         raise from_validation_errors(list(exc.errors())) from exc
     parts = split_binary(binary, binary_sizes([tensor.parameters for tensor in request.inputs]))
+    return check_inference(request, parts, model, limits)
+
+
+def check_inference(
+    request: InferenceRequest, binary: Sequence[bytes | None], model: ServedModel, limits: Limits
+) -> TensorCall:
+    """The checks every transport of the protocol shares: one input the model takes (name, datatype, shape), binary
+    data of the size its shape needs, the image count limit, known outputs and ``top_k``. ``binary``: each input's
+    binary data, ``None`` where its data is in the request."""
     if len(request.inputs) != 1:
         raise ApiError(ErrorCode.invalid_tensor, f"give exactly one input, {' or '.join(map(_quoted, INPUTS))}")
-    tensor, binary_part = request.inputs[0], parts[0]
+    tensor, binary_part = request.inputs[0], binary[0]
     spec = _input_spec(tensor)
     limits.check_image_count(tensor.shape[0])
     if tensor.shape[0] == 0:
@@ -156,13 +166,15 @@ def _top_k(request: InferenceRequest) -> int:
 
 
 @dataclass(frozen=True)
-class Answer:
-    body: bytes
-    header_length: int | None  # the JSON header's length when binary outputs follow it
+class OutputTensor:
+    name: str
+    datatype: str
+    values: np.ndarray
+    binary: bool  # asked for as binary data (the REST transport's choice; gRPC always sends raw contents)
 
 
-def write_inference(call: TensorCall, output: BatchOutput, model: ServedModel) -> Answer:
-    """The inference response for ``output``, the batch's share that belongs to ``call``."""
+def output_tensors(call: TensorCall, output: BatchOutput, model: ServedModel) -> list[OutputTensor]:
+    """The outputs ``call`` asked for, in its order, from ``output``, the batch's share that belongs to it."""
     ranked = np.argsort(-output.probabilities, axis=1, kind="stable")[:, : call.options.top_k]
     tensors = {
         PROBABILITIES: output.probabilities,
@@ -171,19 +183,37 @@ def write_inference(call: TensorCall, output: BatchOutput, model: ServedModel) -
         TOP_K_PROBABILITIES: np.take_along_axis(output.probabilities, ranked, axis=1),
         **output.features,
     }
+    return [
+        OutputTensor(
+            requested.name, model.outputs[requested.name].datatypes[0], tensors[requested.name], requested.binary
+        )
+        for requested in call.outputs
+    ]
+
+
+@dataclass(frozen=True)
+class Answer:
+    body: bytes
+    header_length: int | None  # the JSON header's length when binary outputs follow it
+
+
+def write_inference(call: TensorCall, output: BatchOutput, model: ServedModel) -> Answer:
+    """The inference response for ``output``, the batch's share that belongs to ``call``."""
     described: list[dict[str, Any]] = []
     binary: list[bytes] = []
-    for requested in call.outputs:
-        values = tensors[requested.name]
-        datatype = model.outputs[requested.name].datatypes[0]
-        tensor: dict[str, Any] = {"name": requested.name, "datatype": datatype, "shape": list(values.shape)}
-        if requested.binary:
-            data = to_binary(values, datatype)
-            tensor["parameters"] = {BINARY_DATA_SIZE: len(data)}
+    for tensor in output_tensors(call, output, model):
+        described_tensor: dict[str, Any] = {
+            "name": tensor.name,
+            "datatype": tensor.datatype,
+            "shape": list(tensor.values.shape),
+        }
+        if tensor.binary:
+            data = to_binary(tensor.values, tensor.datatype)
+            described_tensor["parameters"] = {BINARY_DATA_SIZE: len(data)}
             binary.append(data)
         else:
-            tensor["data"] = to_json(values)
-        described.append(tensor)
+            described_tensor["data"] = to_json(tensor.values)
+        described.append(described_tensor)
     header: dict[str, Any] = {"model_name": MODEL_NAME, "model_version": model.version, "outputs": described}
     if call.request_id is not None:
         header["id"] = call.request_id
