@@ -23,8 +23,8 @@ NO_LAYERS: frozenset[str] = frozenset()
 # convolutions, which pay a layout reorder and a separate ReLU per layer. Fused kernels are compiled per
 # input shape, so a batch runs as chunks of these sizes only (45 images: 32 + 8 + 4 + 1), each on its own copy
 # of the module, compiled at start-up. TorchScript checks a call's shapes against every specialization a
-# module has seen, in turn: one module for all sizes cost about 25 us more per call at batch 1, and 7 us more
-# per image at batch 8, than a module that only ever sees one shape.
+# module has seen, in turn: one module for all sizes costs more per call than a module that only ever sees one
+# shape (measured: docs/model.md).
 CPU_CHUNKS = (32, 16, 8, 4, 2, 1)
 
 

@@ -87,8 +87,8 @@ def pixel_rows(value: object) -> np.ndarray:
 
 
 def byte_rows(value: object) -> np.ndarray | None:
-    """Rows of whole numbers 0-255, what most clients send, read by ``bytes()`` at half numpy's cost (8 us for
-    28x28), as a float32 ``[H, W]`` array; None for anything else, which takes numpy's general path and gets its
+    """Rows of whole numbers 0-255, what most clients send, read by ``bytes()`` at half numpy's cost, as a
+    float32 ``[H, W]`` array; None for anything else, which takes numpy's general path and gets its
     answer. A first value that is a boolean goes that way too: numpy refuses rows of booleans only, and
     ``bytes()`` would read them as 0 and 1."""
     if not (isinstance(value, list) and value and isinstance(value[0], list) and value[0]):

@@ -13,7 +13,7 @@ class CoalescingTransport(asyncio.Transport):
 
     uvicorn writes a response's head and its body apart, and each write to an idle socket is a ``send()`` of its
     own: a syscall and a TCP segment. Held back this way, a small response costs one of each instead of two
-    (about 20 us less CPU per prediction, on a 2-vCPU VM). Every write and close of the connection goes through
+    (measured in docs/architecture.md). Every write and close of the connection goes through
     here, so bytes keep their order, and nothing held is lost on ``close()``; ``abort()`` drops it, as it drops
     the transport's own buffer."""
 

@@ -22,7 +22,7 @@ def gateway_of(request: Request) -> Gateway:
 
 def models_of(request: Request) -> ServedModels:
     """The served model versions; the inference routes call this rather than a dependency, since on their hot path
-    the dependency solver's ~30 us are 10 % of the CPU."""
+    the dependency solver's cost is a large share of the CPU (docs/architecture.md)."""
     models: ServedModels = request.app.state.gateway.models
     return models
 

@@ -37,8 +37,9 @@ class RequestRoute(APIRoute):
 
 class DirectRoutes:
     """Innermost middleware that serves ``routes`` itself: a request that matches one goes straight to its
-    endpoint, past Starlette's exception layer, FastAPI's exit stack and the router (about 40 us of a 250 us
-    prediction), and its failures go to ``on_exception``, the handler FastAPI has for every exception type.
+    endpoint, past Starlette's exception layer, FastAPI's exit stack and the router (a share of a
+    prediction's CPU: docs/architecture.md), and its failures go to ``on_exception``, the handler FastAPI has for
+    every exception type.
     Anything else, a matching path with another method included, goes on to the app as before.
 
     The routes stay in the app, where FastAPI documents them; they must be included without a prefix.

@@ -27,6 +27,9 @@ from tests.lifecycle.helpers import (
 )
 from tests.versions import swapped_labels_version
 
+# Real two-worker gateways under load, several minutes in all: the slow tier.
+pytestmark = pytest.mark.slow
+
 FAST_STEPS = {
     "DIGITS_ROLLOUT_STEP_MIN_REQUESTS": "60",
     "DIGITS_ROLLOUT_STEP_MIN_SECONDS": "1",

@@ -28,6 +28,9 @@ from tests.lifecycle.helpers import (
     wait_for,
 )
 
+# Real two-worker gateways under load, several minutes in all: the slow tier.
+pytestmark = pytest.mark.slow
+
 CYCLES = 3
 CONNECTIONS = 32
 

@@ -31,6 +31,9 @@ from tests.lifecycle.helpers import (
 )
 from tests.versions import corrupt_version, swapped_labels_version, wrong_hash_version
 
+# Real two-worker gateways under load, several minutes in all: the slow tier.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def keys_and_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Keys, Path]:
