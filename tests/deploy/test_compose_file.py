@@ -137,7 +137,7 @@ def test_the_real_env_file_is_git_ignored() -> None:
 
 def test_every_service_has_a_healthcheck(resolved: dict[str, Any]) -> None:
     services = resolved["services"]
-    assert set(services) == GPU_STACK | {"gateway-cpu"}
+    assert set(services) == GPU_STACK | {"gateway-cpu", "otlp-receiver"}  # the last: the tracing profile's
     for name, service in services.items():
         test = service["healthcheck"]["test"]
         assert test[0] == "CMD" and len(test) > 1, name

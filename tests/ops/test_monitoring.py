@@ -337,7 +337,7 @@ def lifecycle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lifecycle]:
             time.sleep(1.0)
         status, refused = admin_call(stack, key, "POST", "/v2/repository/models/digits/load?version=9.9.9")
         assert status >= 400, refused
-        status, started = admin_call(stack, key, "POST", "/v1/rollout",
+        status, started = admin_call(stack, key, "POST", "/v1/rollout/start",
                                      {"candidate": LIFECYCLE_CANDIDATE, "steps": ["shadow", "100"]})  # fmt: skip
         assert status == 202, started
         deadline = time.monotonic() + 60
