@@ -28,6 +28,7 @@ CPU_STACK = {"gateway-cpu", "loadbalancer", "prometheus", "grafana"}
 GPU_COMMAND, CPU_COMMAND = "docker compose up -d", "docker compose --profile cpu up -d"  # README.md
 TORCHSERVE_ON_CPU = ROOT / "deploy" / "compose" / "torchserve-cpu.yml"
 DEBIAN_PROMETHEUS = ROOT / "deploy" / "compose" / "debian-prometheus.yml"
+API_KEYS = ROOT / "deploy" / "compose" / "api-keys.yml"
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +204,7 @@ def test_monitoring_is_on_loopback_and_keeps_its_data_in_named_volumes(resolved:
         ((host, _, _),) = published_ports(service)
         assert host == "127.0.0.1", f"{name} is published beyond loopback"
         assert [source for source, _ in mounts(service) if source in resolved["volumes"]], f"{name}: no named volume"
-    assert set(resolved["volumes"]) == {"prometheus-data", "grafana-data"}
+    assert set(resolved["volumes"]) == {"prometheus-data", "grafana-data", "models", "serving-state"}
 
 
 def started_by(command: str, services: dict[str, Any]) -> set[str]:
@@ -250,3 +251,40 @@ def test_images_are_pinned(resolved: dict[str, Any]) -> None:
     for name, service in resolved["services"].items():
         repository, _, tag = service["image"].rpartition(":")
         assert repository and tag and tag != "latest" and any(c.isdigit() for c in tag), f"{name}: {service['image']}"
+
+
+def test_the_cpu_replicas_share_the_repository_and_the_serving_state_in_named_volumes(resolved: dict[str, Any]) -> None:
+    """Every gateway-cpu replica mounts the same two volumes (tests/deploy/test_replicas_rollout.py runs it)."""
+    cpu = resolved["services"]["gateway-cpu"]
+    environment, mounted = cpu["environment"], dict((target, source) for source, target in mounts(cpu))
+    assert mounted[environment["DIGITS_MODEL_REPOSITORY"]] == "models"
+    assert mounted[environment["DIGITS_STATE_DIR"]] == "serving-state"
+    assert {"models", "serving-state"} <= set(resolved["volumes"]), "named volumes, not one directory per replica"
+    # The image has both directories, owned by its user, so that a new volume starts as a writable copy of them.
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert all(path in dockerfile for path in (environment["DIGITS_MODEL_REPOSITORY"], environment["DIGITS_STATE_DIR"]))
+    gpu = resolved["services"]["gateway"]
+    assert "DIGITS_MODEL_REPOSITORY" not in gpu["environment"], "TorchServe serves one version"
+
+
+def test_the_api_keys_file_reaches_both_gateways_as_a_secret(compose: list[str], tmp_path: Path) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text("")
+    env = env_file(tmp_path, "pw")
+    env.write_text(env.read_text() + f"DIGITS_API_KEYS_HOST_FILE={keys}\n")
+    plain = run_compose(compose, env, "--profile", "cpu", "--profile", "gpu", "config",
+                        files=(ROOT / "docker-compose.yml",))  # fmt: skip
+    result = run_compose(compose, env, "--profile", "cpu", "--profile", "gpu", "config",
+                         files=(ROOT / "docker-compose.yml", API_KEYS))  # fmt: skip
+    assert plain.returncode == 0 and result.returncode == 0, plain.stderr + result.stderr
+    config = yaml.safe_load(result.stdout)
+    assert config["secrets"]["digits-api-keys"]["file"] == str(keys)
+    for name in ("gateway", "gateway-cpu"):
+        service = config["services"][name]
+        (secret,) = service["secrets"]
+        source = secret if isinstance(secret, str) else secret["source"]
+        target = "" if isinstance(secret, str) else secret.get("target", "")
+        assert source == "digits-api-keys" and target in ("", "/run/secrets/digits-api-keys"), secret
+        assert service["environment"]["DIGITS_API_KEYS_FILE"] == "/run/secrets/digits-api-keys", name
+        # Without the file the stack runs with no keys (the admin endpoints refuse everyone).
+        assert "DIGITS_API_KEYS_FILE" not in yaml.safe_load(plain.stdout)["services"][name]["environment"]
