@@ -10,7 +10,7 @@ ifeq ($(strip $(DIGITS_DATA_DIR)),)
 unexport DIGITS_DATA_DIR
 endif
 
-.PHONY: serve test venv test-venv peers-venv system-deps images lint clean
+.PHONY: serve test venv test-venv peers-venv system-deps kubernetes-deps kubernetes images lint clean
 
 $(BIN)/digits: pyproject.toml .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,34 @@ system-deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+## The `kubernetes` test tier's cluster (tests/kubernetes): Kubernetes v1.20.2 built from Debian bookworm's
+## `kubernetes` source package with Go 1.19, etcd, and a dockerd of its own. Adds a deb-src line for the source.
+kubernetes-deps:
+	@missing=""; \
+	[ -x /usr/lib/go-1.19/bin/go ] || missing="$$missing golang-1.19-go"; \
+	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
+	command -v dockerd >/dev/null || missing="$$missing docker.io"; \
+	command -v rsync >/dev/null || missing="$$missing rsync"; \
+	command -v gcc >/dev/null || missing="$$missing gcc libc6-dev"; \
+	command -v dpkg-source >/dev/null || missing="$$missing dpkg-dev"; \
+	command -v conntrack >/dev/null || missing="$$missing conntrack"; \
+	command -v iptables >/dev/null || missing="$$missing iptables"; \
+	command -v nsenter >/dev/null || missing="$$missing util-linux"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	if ! apt-cache showsrc kubernetes 2>/dev/null | grep -q '^Package: kubernetes'; then \
+		sed -e 's/^Types: deb$$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources | \
+			$$SUDO tee /etc/apt/sources.list.d/digits-deb-src.sources >/dev/null; \
+		$$SUDO apt-get update -qq; \
+	fi; \
+	if [ -n "$$missing" ]; then \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+## Build the cluster's binaries once into ~/.cache/digits/kubernetes-1.20.2-<Debian version>/ (cold: minutes)
+kubernetes: kubernetes-deps
+	tests/kubernetes/build_binaries.sh
+
 ## Run the service on the shipped model, on CPU, at http://127.0.0.1:8000
 serve: venv
 	$(BIN)/digits serve
@@ -58,7 +86,7 @@ images: system-deps
 	deploy/images/build.sh
 
 ## Set everything up and run the whole test suite
-test: system-deps test-venv peers-venv images
+test: system-deps test-venv peers-venv images kubernetes
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
