@@ -33,9 +33,11 @@ class ClusterError(RuntimeError):
 
 
 class Cluster:
-    def __init__(self, binaries: Path, work: Path) -> None:
+    def __init__(self, binaries: Path, work: Path, logs: Path) -> None:
+        """``logs``: where ``stop`` leaves every component's log (the work directory goes)."""
         self.binaries = binaries
         self.work = work
+        self.logs = logs
         self.netns = NetworkNamespace(f"digits-k8s-{os.getpid()}", NODE_IP)
         self.kubeconfig = work / "kubeconfig"
         self.docker_socket = work / "docker.sock"
@@ -226,6 +228,9 @@ class Cluster:
         for name, process in reversed(self._processes):
             _terminate(process, 30 if name == "dockerd" else 10)
         self._kill_leftovers()
+        self.logs.mkdir(parents=True, exist_ok=True)
+        for log in self.work.glob("*.log"):
+            shutil.copy(log, self.logs / log.name)
         unmount_below(self.work)
         shutil.rmtree(self.work, ignore_errors=True)
         self.netns.remove()

@@ -17,7 +17,7 @@ from types import FrameType
 import pytest
 
 from tests.kubernetes.cluster import HERE, Cluster
-from tests.kubernetes.gateway import GATEWAY_IMAGE, UPDATED_IMAGE, deploy
+from tests.kubernetes.gateway import ARTIFACTS, GATEWAY_IMAGE, UPDATED_IMAGE, deploy
 
 
 def _unavailable(message: str) -> None:
@@ -45,7 +45,7 @@ def cluster() -> Iterator[Cluster]:
     if subprocess.run(["docker", "image", "inspect", GATEWAY_IMAGE], capture_output=True).returncode != 0:
         _unavailable(f"{GATEWAY_IMAGE} is not in the host's Docker engine: run `make images`")
     binaries = _binaries()
-    cluster = Cluster(binaries, Path(tempfile.mkdtemp(prefix="digits-k8s-")))
+    cluster = Cluster(binaries, Path(tempfile.mkdtemp(prefix="digits-k8s-")), ARTIFACTS / "logs")
     atexit.register(cluster.stop)
     previous = signal.getsignal(signal.SIGTERM)
 

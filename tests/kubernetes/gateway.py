@@ -20,6 +20,7 @@ NAMESPACE = "digits"
 DEPLOYMENT = "digits-gateway"
 SELECTOR = "app.kubernetes.io/name=digits-gateway"
 ROLLOUT_TIMEOUT = "300s"
+ARTIFACTS = ROOT / "test-artifacts" / "kubernetes"
 VERSION = next(
     line.split('"')[1] for line in (ROOT / "pyproject.toml").read_text().splitlines() if line.startswith("version = ")
 )
@@ -38,7 +39,13 @@ def render_overlay() -> str:
 def deploy(cluster: Cluster) -> None:
     cluster.kubectl("apply", "-f", str(HERE / "servicemonitor-crd.yaml"))
     cluster.kubectl("wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com")
-    cluster.kubectl("apply", "-f", "-", stdin=render_overlay())
+    manifests = render_overlay()
+    for attempt in range(5):
+        # v1.20's API server can drop the first requests for a kind its CRD has just made (unexpected EOF).
+        result = cluster.kubectl("apply", "-f", "-", stdin=manifests, check=attempt == 4)
+        if result.returncode == 0:
+            break
+        time.sleep(2)
     wait_rolled_out(cluster)
 
 

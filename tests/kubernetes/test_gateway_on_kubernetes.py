@@ -17,9 +17,9 @@ import pytest
 from loadtest.checks import prediction_problem
 from loadtest.samples import load_samples
 from tests.deploy.load import LoadResult, LocustLoad
-from tests.deploy.stack import ROOT
 from tests.kubernetes.cluster import Cluster
 from tests.kubernetes.gateway import (
+    ARTIFACTS,
     DEPLOYMENT,
     NAMESPACE,
     SELECTOR,
@@ -35,7 +35,6 @@ from tests.kubernetes.gateway import (
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.timeout(900)]
 
-ARTIFACTS = ROOT / "test-artifacts" / "kubernetes"
 UID = 10001
 
 
