@@ -92,8 +92,8 @@ class Cluster:
         self._wait("the node registered", lambda: self.kubectl("get", "node", NODE, check=False).returncode == 0)
         self.kubectl("wait", "--for=condition=Ready", f"node/{NODE}", "--timeout=120s")
 
-    def load_image(self, image: str, *tags: str) -> None:
-        """Copy ``image`` from the host's Docker engine (`make images`) into the node's, with extra ``tags``."""
+    def load_image(self, image: str) -> None:
+        """Copy ``image`` from the host's Docker engine (`make images`) into the node's."""
         saved = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert saved.stdout is not None
         try:
@@ -104,8 +104,15 @@ class Cluster:
                 raise ClusterError(
                     f"docker save {image} on the host: {saved.stderr.read().decode() if saved.stderr else ''}"
                 )
-        for tag in tags:
-            self.docker("tag", image, tag)
+
+    def derive_image(self, base: str, tag: str) -> None:
+        """A new image (its own ID) on top of ``base`` in the node's engine: what an image update rolls out."""
+        dockerfile = f'FROM {base}\nLABEL org.opencontainers.image.description="{tag}: the image update test\'s"\n'
+        result = subprocess.run(["docker", "-H", f"unix://{self.docker_socket}", "build", "-q", "-t", tag, "-"],
+                                input=dockerfile, capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "DOCKER_BUILDKIT": "0"})  # fmt: skip
+        if result.returncode != 0:
+            raise ClusterError(f"docker build {tag}: {result.stderr.strip()}")
 
     def _write_credentials(self) -> None:
         self._token = secrets.token_hex(16)

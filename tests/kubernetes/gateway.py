@@ -19,13 +19,13 @@ from tests.kubernetes.cluster import HERE, Cluster, ClusterError
 NAMESPACE = "digits"
 DEPLOYMENT = "digits-gateway"
 SELECTOR = "app.kubernetes.io/name=digits-gateway"
-ROLLOUT_TIMEOUT = "300s"
+ROLLOUT_TIMEOUT = "600s"
 ARTIFACTS = ROOT / "test-artifacts" / "kubernetes"
 VERSION = next(
     line.split('"')[1] for line in (ROOT / "pyproject.toml").read_text().splitlines() if line.startswith("version = ")
 )
 GATEWAY_IMAGE = f"digits-gateway:{VERSION}"  # `make images`
-UPDATED_IMAGE = f"digits-gateway:{VERSION}-update"  # the same image under a new tag: the image update test's
+UPDATED_IMAGE = f"digits-gateway:{VERSION}-update"  # built on GATEWAY_IMAGE in the node: the image update test's
 
 
 def render_overlay() -> str:
@@ -51,7 +51,7 @@ def deploy(cluster: Cluster) -> None:
 
 def wait_rolled_out(cluster: Cluster) -> None:
     cluster.kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{DEPLOYMENT}", f"--timeout={ROLLOUT_TIMEOUT}",
-                    timeout=330)  # fmt: skip
+                    timeout=630)  # fmt: skip
 
 
 def deployment(cluster: Cluster) -> dict[str, Any]:

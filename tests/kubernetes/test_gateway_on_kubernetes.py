@@ -174,6 +174,7 @@ def test_the_disruption_budget_blocks_a_second_voluntary_eviction(cluster: Clust
 
 def test_an_image_update_to_a_new_tag_rolls_out_and_serves(cluster: Cluster) -> None:
     before = set(settled(cluster))
+    old_image_ids = {pod["status"]["containerStatuses"][0]["imageID"] for pod in pods(cluster)}
     cluster.kubectl("-n", NAMESPACE, "set", "image", f"deployment/{DEPLOYMENT}", f"gateway={UPDATED_IMAGE}")
     wait_rolled_out(cluster)
     wait_gone(cluster, before)
@@ -182,6 +183,7 @@ def test_an_image_update_to_a_new_tag_rolls_out_and_serves(cluster: Cluster) -> 
     for pod in updated:
         assert pod["spec"]["containers"][0]["image"] == UPDATED_IMAGE
         assert pod["status"]["containerStatuses"][0]["image"] == UPDATED_IMAGE
+        assert pod["status"]["containerStatuses"][0]["imageID"] not in old_image_ids
     sample = load_samples()[0]
     answer = post(cluster, f"{service_url(cluster)}/v1/predict", files={"file": (sample.name, sample.png, "image/png")})
     assert prediction_problem(answer.status_code, answer.content, [sample.label]) is None, answer.text
