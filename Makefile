@@ -62,6 +62,7 @@ kubernetes-deps:
 	command -v iptables >/dev/null || missing="$$missing iptables"; \
 	command -v nsenter >/dev/null || missing="$$missing util-linux"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	command -v patch >/dev/null || missing="$$missing patch"; \
 	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	if ! apt-cache showsrc kubernetes 2>/dev/null | grep -q '^Package: kubernetes'; then \
 		sed -e 's/^Types: deb$$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources | \
@@ -72,7 +73,7 @@ kubernetes-deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-## Build the cluster's binaries once into ~/.cache/digits/kubernetes-1.20.2-<Debian version>/ (cold: minutes)
+## Build the cluster's binaries once into ~/.cache/digits/kubernetes-1.20.2-<Debian version>-r<revision>/ (cold: minutes)
 kubernetes: kubernetes-deps
 	tests/kubernetes/build_binaries.sh
 
