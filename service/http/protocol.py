@@ -1,6 +1,6 @@
-"""The gateway's HTTP protocol: uvicorn's httptools protocol with two changes, a time limit on request heads
-(which uvicorn lacks: slow clients, slowloris, hold a socket that long only) and a response's head and body sent
-in one write."""
+"""The gateway's HTTP protocol: uvicorn's httptools protocol with three changes, a time limit on request heads
+(which uvicorn lacks: slow clients, slowloris, hold a socket that long only), a response's head and body sent
+in one write, and a graceful stop that closes kept-alive connections only between a response and the client."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class GatewayProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._header_timeout = header_timeout
         self._header_timer: asyncio.TimerHandle | None = None
+        self._stopping = False
 
     def _arm_header_timer(self) -> None:
         self._disarm_header_timer()
@@ -44,6 +45,18 @@ class GatewayProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm_header_timer()
         super().on_headers_complete()
+        if self._stopping and self.cycle is not None:
+            self.cycle.keep_alive = False  # answered with "Connection: close", then closed
+
+    def shutdown(self) -> None:
+        """The server stops (SIGTERM). uvicorn closes a kept-alive connection at once when no request is in
+        progress on it, but its client may be sending the next one right then, and gets the connection closed
+        with no answer (a failed request behind a load balancer or a Kubernetes Service, mid rolling update).
+        Here such a connection stays open: a request that comes is answered with "Connection: close", and the
+        keep-alive and head timers close it if none does. A connection serving a request closes after it."""
+        self._stopping = True
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
