@@ -68,7 +68,8 @@ def settled(cluster: Cluster) -> list[str]:
 
 
 def under_load(cluster: Cluster, name: str) -> LocustLoad:
-    return LocustLoad(service_url(cluster), ARTIFACTS / name, wrapper=cluster.netns.enter())
+    # 4 users: as many as one 2-CPU node running three gateway pods serves without shedding load (503 queue_full)
+    return LocustLoad(service_url(cluster), ARTIFACTS / name, users=4, wrapper=cluster.netns.enter())
 
 
 def container_id(pod: dict[str, Any]) -> str:
