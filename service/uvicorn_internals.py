@@ -59,7 +59,7 @@ def require_tested_uvicorn() -> None:
 
 
 class GatewayProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol with two changes.
+    """uvicorn's HTTP protocol with three changes.
 
     - It writes through a :class:`CoalescingTransport`: uvicorn writes a response's head and its body apart, and
       they leave in one write.
@@ -67,12 +67,15 @@ class GatewayProtocol(HttpToolsProtocol):
       connection's start, and again after each response on a kept-alive connection. (uvicorn has no such limit:
       its keep-alive timer stops counting as soon as a single byte arrives, so a slow client, slowloris, holds
       the socket as long as it likes.)
+    - On a graceful stop it closes a kept-alive connection only between a response and the client's next request
+      (see :meth:`shutdown`).
     """
 
     def __init__(self, *args: Any, header_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_timeout = header_timeout
         self._header_timer: asyncio.TimerHandle | None = None
+        self._stopping = False
 
     def _arm_header_timer(self) -> None:
         self._disarm_header_timer()
@@ -95,6 +98,18 @@ class GatewayProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm_header_timer()
         super().on_headers_complete()
+        if self._stopping and self.cycle is not None:
+            self.cycle.keep_alive = False  # answered with "Connection: close", then closed
+
+    def shutdown(self) -> None:
+        """The server stops (SIGTERM). uvicorn closes a kept-alive connection at once when no request is in
+        progress on it, but its client may be sending the next one right then, and gets the connection closed
+        with no answer (a failed request behind a load balancer or a Kubernetes Service, mid rolling update).
+        Here such a connection stays open: a request that comes is answered with "Connection: close", and the
+        keep-alive and head timers close it if none does. A connection serving a request closes after it."""
+        self._stopping = True
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -32,12 +33,15 @@ class LoadResult:
 
 
 class LocustLoad:
-    def __init__(self, host: str, out_dir: Path, *, users: int = 8, limit_s: int = 240) -> None:
+    def __init__(
+        self, host: str, out_dir: Path, *, users: int = 8, limit_s: int = 240, wrapper: Sequence[str] = ()
+    ) -> None:
+        """``wrapper``: a command prefix Locust runs under (the Kubernetes tier's: enter its network namespace)."""
         out_dir.mkdir(parents=True, exist_ok=True)
         self._prefix = out_dir / "locust"
         self._log = out_dir / "locust.log"
         self._command = [
-            sys.executable, "-m", "locust", "-f", str(ROOT / "loadtest" / "locustfile.py"), "--headless",
+            *wrapper, sys.executable, "-m", "locust", "-f", str(ROOT / "loadtest" / "locustfile.py"), "--headless",
             "--host", host, "--users", str(users), "--spawn-rate", str(users), "--run-time", f"{limit_s}s",
             "--csv", str(self._prefix), "--only-summary", "--stop-timeout", "10", *USER_CLASSES,
         ]  # fmt: skip
