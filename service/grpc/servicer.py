@@ -20,6 +20,7 @@ from service.core.metrics import Metrics
 from service.core.oip.inference import TensorCall, check_inference, output_tensors
 from service.core.oip.metadata import MODEL_NAME, server_metadata
 from service.core.served_models import ServedModels
+from service.grpc import repository
 from service.grpc.generated import predict_v2_pb2 as pb
 from service.grpc.messages import infer_response, inference_request, model_metadata
 from service.grpc.status import details, grpc_status, trailing_metadata
@@ -28,8 +29,8 @@ log = logging.getLogger(__name__)
 
 # The spec's name, the one on the wire (the .proto's package differs: see there).
 SERVICE = "inference.GRPCInferenceService"
-# The protocol's extensions this service has (the model repository's calls are REST's only, so far).
-GRPC_EXTENSIONS = frozenset({"binary_tensor_data"})
+# The protocol's extensions this service has.
+GRPC_EXTENSIONS = frozenset({"binary_tensor_data", "model_repository"})
 ROUTE_PREFIX = "grpc:"
 INFER_ROUTE = ROUTE_PREFIX + "ModelInfer"
 # gRPC calls are HTTP/2 POSTs; the status label is the HTTP status of the answer's error code (200 when none), so
@@ -58,6 +59,9 @@ class InferenceService:
             "ServerMetadata": (self.server_metadata, pb.ServerMetadataRequest),
             "ModelMetadata": (self.model_metadata, pb.ModelMetadataRequest),
             "ModelInfer": (self.model_infer, pb.ModelInferRequest),
+            "RepositoryIndex": (self.repository_index, pb.RepositoryIndexRequest),
+            "RepositoryModelLoad": (self.repository_model_load, pb.RepositoryModelLoadRequest),
+            "RepositoryModelUnload": (self.repository_model_unload, pb.RepositoryModelUnloadRequest),
         }
         return grpc.method_handlers_generic_handler(
             SERVICE,
@@ -112,6 +116,24 @@ class InferenceService:
         return outcome.encode(
             lambda: infer_response(outcome.call, output_tensors(outcome.call, outcome.output, model), model.version)
         )
+
+    async def repository_index(
+        self, request: pb.RepositoryIndexRequest, metadata: Metadata
+    ) -> pb.RepositoryIndexResponse:
+        repository.require_admin(metadata.caller)
+        return repository.index(self.models, request)
+
+    async def repository_model_load(
+        self, request: pb.RepositoryModelLoadRequest, metadata: Metadata
+    ) -> pb.RepositoryModelLoadResponse:
+        repository.require_admin(metadata.caller)
+        return await repository.load(self.models, request)
+
+    async def repository_model_unload(
+        self, request: pb.RepositoryModelUnloadRequest, metadata: Metadata
+    ) -> pb.RepositoryModelUnloadResponse:
+        repository.require_admin(metadata.caller)
+        return await repository.unload(self.models, request)
 
     def _model(self, name: str, version: str) -> Inference:
         """The loaded ``version`` of the model ``name`` (empty: the traffic policy's stable pick)."""

@@ -64,7 +64,7 @@ def test_health_readiness_and_metadata(triton: triton_grpc.InferenceServerClient
     assert triton.is_model_ready(MODEL)
     assert triton.is_model_ready(MODEL, VERSION)
     server = triton.get_server_metadata(as_json=True)
-    assert server["name"] == "digits" and server["extensions"] == ["binary_tensor_data"]
+    assert server["name"] == "digits" and server["extensions"] == ["binary_tensor_data", "model_repository"]
     model = triton.get_model_metadata(MODEL, as_json=True)
     assert model["name"] == MODEL and model["versions"] == [VERSION] and model["platform"] == "pytorch_torchscript"
     # int64 fields come out of protobuf's JSON as strings
