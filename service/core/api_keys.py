@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from service.core.errors import ApiError, ErrorCode
+
 log = logging.getLogger(__name__)
 
 HASH = re.compile(r"[0-9a-f]{64}")
@@ -142,3 +144,17 @@ def _caller(fields: list[str], default_name: str) -> Caller | None:
     if role not in ROLES:
         return None
     return Caller(" ".join(names) or default_name, role, options)
+
+
+ADMIN_KEY_NEEDED = (
+    "the repository and rollout endpoints need an admin key: set DIGITS_API_KEYS_FILE with a key whose line ends in "
+    "role=admin (digits api-key --role admin)"
+)
+
+
+def require_admin(caller: Caller | None) -> None:
+    """Refuse ``forbidden`` (403) a caller that is not an admin; ``None``: no key file, so nobody is one. (No key at
+    all, with a key file, was refused ``unauthorized`` before this by each protocol's key check.)"""
+    if caller is None or not caller.is_admin:
+        raise ApiError(ErrorCode.forbidden, ADMIN_KEY_NEEDED if caller is None else f"the key of {caller.name} may "
+                       "predict only; the repository and rollout endpoints need a role=admin key")  # fmt: skip

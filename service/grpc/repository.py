@@ -11,28 +11,15 @@ from typing import Any
 import orjson
 
 from model.refusal import VersionRefused
-from service.core.api_keys import Caller
 from service.core.errors import ApiError, ErrorCode
 from service.core.oip.metadata import MODEL_NAME
 from service.core.served_models import ServedModels
 from service.grpc.generated import predict_v2_pb2 as pb
 
-# REST's message (service/http/dependencies.py; tests/grpc keep the two equal).
-ADMIN_KEY_NEEDED = (
-    "the repository and rollout endpoints need an admin key: set DIGITS_API_KEYS_FILE with a key whose line ends in "
-    "role=admin (digits api-key --role admin)"
-)
 VERSION = "version"
 CONFIG = "config"
 
 Parameters = Mapping[str, pb.ModelRepositoryParameter]
-
-
-def require_admin(caller: Caller | None) -> None:
-    """Refuse a caller that is not an admin (``None``: no key file, so nobody is one)."""
-    if caller is None or not caller.is_admin:
-        raise ApiError(ErrorCode.forbidden, ADMIN_KEY_NEEDED if caller is None else f"the key of {caller.name} may "
-                       "predict only; the repository and rollout endpoints need a role=admin key")  # fmt: skip
 
 
 def index(models: ServedModels, request: pb.RepositoryIndexRequest) -> pb.RepositoryIndexResponse:

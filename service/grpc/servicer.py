@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import Message
 
-from service.core.api_keys import ApiKeys, Caller, bearer_key
+from service.core.api_keys import ApiKeys, Caller, bearer_key, require_admin
 from service.core.errors import ApiError, ErrorCode
 from service.core.inference import Inference
 from service.core.metrics import Metrics
@@ -120,19 +120,19 @@ class InferenceService:
     async def repository_index(
         self, request: pb.RepositoryIndexRequest, metadata: Metadata
     ) -> pb.RepositoryIndexResponse:
-        repository.require_admin(metadata.caller)
+        require_admin(metadata.caller)
         return repository.index(self.models, request)
 
     async def repository_model_load(
         self, request: pb.RepositoryModelLoadRequest, metadata: Metadata
     ) -> pb.RepositoryModelLoadResponse:
-        repository.require_admin(metadata.caller)
+        require_admin(metadata.caller)
         return await repository.load(self.models, request)
 
     async def repository_model_unload(
         self, request: pb.RepositoryModelUnloadRequest, metadata: Metadata
     ) -> pb.RepositoryModelUnloadResponse:
-        repository.require_admin(metadata.caller)
+        require_admin(metadata.caller)
         return await repository.unload(self.models, request)
 
     def _model(self, name: str, version: str) -> Inference:

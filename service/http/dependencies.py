@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 
+from service.core.api_keys import require_admin
 from service.core.errors import ApiError, ErrorCode
 from service.core.gateway import Gateway
 from service.core.inference import Inference
@@ -75,19 +76,9 @@ def require_loaded(inference: Inference) -> Inference:
     return inference
 
 
-ADMIN_KEY_NEEDED = (
-    "the repository and rollout endpoints need an admin key: set DIGITS_API_KEYS_FILE with a key whose line ends in "
-    "role=admin (digits api-key --role admin)"
-)
+async def require_admin_caller(request: Request) -> None:
+    """Refuse a caller that is not an admin (service.core.api_keys.require_admin)."""
+    require_admin(request.scope.get("state", {}).get("caller"))
 
 
-async def require_admin(request: Request) -> None:
-    """Refuse a caller that is not an admin: 403 without any key file or with a predict key (no key at all was
-    answered 401 by the key middleware already)."""
-    caller = request.scope.get("state", {}).get("caller")
-    if caller is None or not caller.is_admin:
-        raise ApiError(ErrorCode.forbidden, ADMIN_KEY_NEEDED if caller is None else f"the key of {caller.name} may "
-                       "predict only; the repository and rollout endpoints need a role=admin key")  # fmt: skip
-
-
-AdminOnly = Depends(require_admin)
+AdminOnly = Depends(require_admin_caller)
