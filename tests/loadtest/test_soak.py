@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from loadtest.samples import load_samples
 from loadtest.soak import BAD_KINDS, SoakReport, SoakSample, soak_mix
 from tests.servers import REPO
@@ -25,6 +27,7 @@ def test_growth_is_read_after_the_warmup() -> None:
     assert growth["rss"] == 0.01 and growth["rss_max"] == 0.05 and growth["open_fds"] == 0.0
 
 
+@pytest.mark.slow
 def test_a_minute_of_soak(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
     command = [sys.executable, "-m", "digits_cli.main", "soak", "--seconds", "60", "--sample-seconds", "5",

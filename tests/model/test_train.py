@@ -14,6 +14,9 @@ from model.probes import check_probes
 from model.repository import ModelRepository
 from model.train import TrainConfig, random_distortion, train
 
+# Each test trains (a short run); together about half a minute: the slow tier.
+pytestmark = pytest.mark.slow
+
 DIGITS = [sys.executable, "-m", "digits_cli.main"]
 
 

@@ -258,6 +258,7 @@ def refuses(url: str) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_the_embedded_variant_runs_without_torchserve_and_stops_cleanly(tmp_path: Path) -> None:
     stack = start_monitor(tmp_path, "--backend", "embedded")
     try:
@@ -355,6 +356,7 @@ def lifecycle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lifecycle]:
         stack.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("title", "expr"), dashboard_queries(LIFECYCLE_ROW), ids=[title for title, _ in dashboard_queries(LIFECYCLE_ROW)]
 )
@@ -369,6 +371,7 @@ def test_the_lifecycle_row_is_there() -> None:
     assert len(dashboard_queries(LIFECYCLE_ROW)) >= 10
 
 
+@pytest.mark.slow
 def test_a_rollback_by_a_gate_and_a_refused_version_raise_their_alerts(lifecycle: Lifecycle) -> None:
     deadline = time.monotonic() + 30
     while True:
