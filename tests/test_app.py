@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,28 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from ops.local_servers import free_port
 from service.app import create_app
 from service.core.settings import ModelSettings, Settings, TelemetrySettings
+from tests.bursts import burst, post_request
 
 BURST = 16
 BODY = json.dumps({"instances": [{"pixels": [[0] * 28] * 28}], "preprocess": "none"})
-
-# A burst from another process, so that the requests reach the server together whatever the test's thread does:
-# every connection opened first, then every request written back to back, then every answer read.
-BURST_CLIENT = """
-import socket, sys
-port, count, body = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].encode()
-request = (b"POST /v1/predict HTTP/1.1\\r\\nHost: t\\r\\nContent-Type: application/json\\r\\n"
-           b"Content-Length: %d\\r\\n\\r\\n" % len(body)) + body
-sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
-for s in sockets:
-    s.sendall(request)
-statuses = []
-for s in sockets:
-    head = b""
-    while b"\\r\\n" not in head:
-        head += s.recv(4096)
-    statuses.append(head.split()[1].decode())
-print(" ".join(statuses))
-"""
 
 
 async def _idle_work() -> None:
@@ -90,11 +70,8 @@ async def test_an_idle_request_runs_inline_and_a_burst_is_batched(server: str) -
     inline, calls = await _counts(server)
     assert (inline, calls) == (3, 3)
 
-    burst = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", BURST_CLIENT, server.rsplit(":", 1)[1], str(BURST), BODY, stdout=subprocess.PIPE
-    )
-    statuses, _ = await asyncio.wait_for(burst.communicate(), 60)
-    assert statuses.decode().split() == ["200"] * BURST
+    port = int(server.rsplit(":", 1)[1])
+    assert await burst(port, [post_request("/v1/predict", BODY.encode())] * BURST) == [200] * BURST
     inline_after, calls_after = await _counts(server)
     assert calls_after - calls < BURST / 2, "a burst is batched, not run one request at a time"
     assert inline_after - inline <= 1

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ops.local_servers import ServerProcess
 from service.core.metrics import LATENCY_BUCKETS
 from service.core.telemetry.stages import STAGES
+from tests.bursts import burst, post_request
 from tests.servers import gateway_process
 
 V1 = "/v1/predict"
@@ -116,18 +117,10 @@ def test_the_stages_of_one_request_add_up_to_its_total(
     assert min(gaps) < 1, gaps
 
 
-async def burst(url: str, n: int) -> list[int]:
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-        answers = await asyncio.gather(
-            *(client.post(V1, content=v1_body(i, 1 + i % 3), headers={"Content-Type": "application/json"})
-              for i in range(n))
-        )  # fmt: skip
-    return [answer.status_code for answer in answers]
-
-
 def test_the_stages_of_batched_requests_add_up_and_show_the_queue(gateway: ServerProcess) -> None:
     before = read_metrics(gateway.url)
-    assert asyncio.run(burst(gateway.url, 24)) == [200] * 24
+    requests = [post_request(V1, v1_body(i, 1 + i % 3)) for i in range(24)]
+    assert asyncio.run(burst(int(gateway.url.rsplit(":", 1)[1]), requests)) == [200] * 24
     after = read_metrics(gateway.url)
     n = total(after, V1, "count") - total(before, V1, "count")
     assert n == 24

@@ -20,6 +20,7 @@ from ops.local_servers import ServerProcess
 from ops.otlp_receiver import OtlpReceiver, ReceivedSpan
 from service.core.telemetry.stages import STAGES
 from service.core.telemetry.tracing import Tracing
+from tests.bursts import burst, post_request
 from tests.servers import REPO, gateway_process
 
 V1 = "/v1/predict"
@@ -40,6 +41,7 @@ def gateway(receiver: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory) ->
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_SERVICE_NAME": "digits-under-test",
         "OTEL_BSP_SCHEDULE_DELAY": "100",  # ms: export soon after a span ends
+        "DIGITS_MAX_BATCH_WAIT_MS": "20",  # a burst's requests share batches, whatever their arrival's spread
     }
     with gateway_process(tmp_path_factory.mktemp("tracing"), env) as server:
         yield server
@@ -107,29 +109,21 @@ def test_a_request_with_a_traceparent_is_traced_under_that_parent(
     assert batch.attributes["digits.batch.images"] >= 1
 
 
-async def burst(url: str, headers: list[str]) -> list[int]:
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-        answers = await asyncio.gather(
-            *(client.post(V1, content=v1_body(i), headers={"Content-Type": "application/json", "traceparent": h})
-              for i, h in enumerate(headers))
-        )  # fmt: skip
-    return [answer.status_code for answer in answers]
-
-
 def test_a_batch_span_links_to_every_request_it_served(gateway: ServerProcess, receiver: OtlpReceiver) -> None:
     parents = [traceparent() for _ in range(16)]
-    assert asyncio.run(burst(gateway.url, [header for header, _, _ in parents])) == [200] * 16
+    requests = [post_request(V1, v1_body(i), {"traceparent": header}) for i, (header, _, _) in enumerate(parents)]
+    assert asyncio.run(burst(int(gateway.url.rsplit(":", 1)[1]), requests)) == [200] * 16
     trace_ids = {trace_id for _, trace_id, _ in parents}
     spans = spans_of(receiver, trace_ids, 16 * (1 + len(STAGES)))
-    requests = {(t, check_request_trace(spans, t, p, V1).span_id) for _, t, p in parents}
+    served = {(t, check_request_trace(spans, t, p, V1).span_id) for _, t, p in parents}
     deadline = time.monotonic() + 30
     while True:
-        batches = [span for span in receiver.received() if requests & set(span.links)]
-        linked = {link for batch in batches for link in batch.links} & requests
-        if linked == requests or time.monotonic() > deadline:
+        batches = [span for span in receiver.received() if served & set(span.links)]
+        linked = {link for batch in batches for link in batch.links} & served
+        if linked == served or time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    assert linked == requests  # every request's model call has its span
+    assert linked == served  # every request's model call has its span
     assert len(batches) < 16 and any(len(batch.links) > 1 for batch in batches)  # and some served several
     for batch in batches:
         assert batch.attributes["digits.batch.requests"] == len(batch.links)
