@@ -28,12 +28,12 @@ def main() -> None:
     card = load_card(DEFAULT_ARTIFACT)
     assert card.baseline is not None
     monitor = DriftMonitor(card.baseline, card.version, Metrics(), window=1000, refresh_seconds=5)
-    probabilities = np.full((1, 10), 0.1, np.float32)
     field = np.zeros((28, 28), np.float32)
     field[5:20, 10:15] = 200
     measured: list[InputStats] = []
     to_mnist_field(field, "none", 0, None, measured)
-    print(f"observe, one image: {microseconds(lambda: monitor.observe(measured, probabilities)):.1f} us")
+    observed = microseconds(lambda: monitor.observe(measured, [3], [0.9]))
+    print(f"observe, one image (its share of moving a window's worth into the ring included): {observed:.1f} us")
     plain = microseconds(lambda: to_mnist_field(field, "none", 0))
     counted = microseconds(lambda: to_mnist_field(field, "none", 0, None, []))
     print(f"preprocess=none field: {plain:.1f} us plain, {counted:.1f} us with its statistics")

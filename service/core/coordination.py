@@ -17,13 +17,14 @@ import logging
 import os
 import socket
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import IO
 
 from model.refusal import VersionRefused
 from service.core.rollout import RolloutController
 from service.core.served_models import ServedModels
-from service.core.version_stats import StatsTotals, sum_totals
+from service.core.version_stats import TOTALS_ADAPTER, StatsTotals, sum_totals
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class Coordinator:
         if directory is None:
             return
         directory.mkdir(exist_ok=True)
-        counts = {version: inference.stats.totals.model_dump() for version, inference in self.models.versions.items()}
+        counts = {version: asdict(inference.stats.totals) for version, inference in self.models.versions.items()}
         partial = directory / f".{self._name}.json"
         partial.write_text(json.dumps(counts))
         partial.replace(directory / f"{self._name}.json")
@@ -136,7 +137,7 @@ class Coordinator:
             with contextlib.suppress(OSError, ValueError):
                 if path.stat().st_mtime >= fresh_after:
                     raw = json.loads(path.read_text())
-                    found.append({version: StatsTotals.model_validate(t) for version, t in raw.items()})
+                    found.append({version: TOTALS_ADAPTER.validate_python(t) for version, t in raw.items()})
         return found
 
     def close(self) -> None:

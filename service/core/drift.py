@@ -1,10 +1,11 @@
 """Input and prediction drift of one served model: the statistics of its last images against its card's baseline.
 
-Every answered image adds a row to a ring (its :class:`InputStats`, predicted class and top-1 confidence): the hot
-path costs a row's copy. Every ``refresh_seconds`` the window is scored, one PSI per statistic (model/baseline.py
-says why PSI), exported as gauges labelled by the model's version, and the preprocessing paths are counted. With
-several worker processes each keeps the window of the images it served; the gauges report the highest worker's
-score.
+Every answered image adds a row to a ring (its :class:`InputStats`, predicted class and top-1 confidence). The
+request path only appends the request's rows to a list, at the cost of one call; they reach the ring in one numpy
+copy when the window is read, or when a window's worth is waiting. Every ``refresh_seconds`` the window is
+scored, one PSI per statistic (model/baseline.py says why PSI), exported as gauges labelled by the model's version,
+and the preprocessing paths are counted. With several worker processes each keeps the window of the images it
+served; the gauges report the highest worker's score.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class DriftMonitor:
         self._window_images = metrics.drift_window_images.labels(version=version)
         self._paths = {path: metrics.preprocess_paths.labels(version=version, path=path) for path in PATHS}
         self._paths_seen = dict.fromkeys(PATHS, 0)  # since the last refresh, which adds them to the counters
+        self._pending: list[tuple[InputStats, int, float]] = []  # rows not in the ring yet
         for name, statistic in baseline.statistics.items():
             metrics.drift_baseline_mean.labels(version=version, statistic=name).set(statistic.mean)
 
@@ -49,24 +51,35 @@ class DriftMonitor:
     def window(self) -> int:
         return len(self._ring)
 
-    def observe(self, measured: Sequence[InputStats], probabilities: np.ndarray) -> None:
-        """Add a request's images: their input statistics and the model's probabilities, in the same order."""
-        count = len(probabilities)
-        if count == 0 or len(measured) != count:
+    def observe(self, measured: Sequence[InputStats], labels: Sequence[int], confidences: Sequence[float]) -> None:
+        """Add a request's images: their input statistics, and the model's label and top-1 probability for each."""
+        if len(measured) != len(labels):
             return
-        labels = probabilities.argmax(axis=1).tolist()
-        confidences = probabilities.max(axis=1).tolist()
-        ring, inputs = self._ring, len(INPUT_STATISTICS)
-        for stats, label, confidence in zip(measured, labels, confidences, strict=True):
-            ring[self._next] = (*stats[:inputs], label, confidence)
-            self._next = (self._next + 1) % self.window
-            self._paths_seen[stats.path] += 1
-        self._filled = min(self._filled + count, self.window)
+        pending = self._pending
+        pending.extend(zip(measured, labels, confidences, strict=True))
+        if len(pending) >= self.window:
+            self._fold()
         if time.monotonic() - self._refreshed >= self.refresh_seconds:
             self.refresh()
 
+    def _fold(self) -> None:
+        """Move the waiting rows into the ring (only the newest window's worth can stay in it)."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        for stats, _, _ in pending:
+            self._paths_seen[stats.path] += 1
+        inputs, window = len(INPUT_STATISTICS), self.window
+        pending = pending[-window:]
+        rows = np.array([(*stats[:inputs], label, confidence) for stats, label, confidence in pending])
+        positions = (self._next + np.arange(len(rows))) % window
+        self._ring[positions] = rows
+        self._next = int(positions[-1] + 1) % window
+        self._filled = min(self._filled + len(rows), window)
+
     def scores(self) -> dict[str, Score]:
         """Each statistic's score over the window (statistics not measured in it left out)."""
+        self._fold()
         window = self._ring[: self._filled]
         found = {}
         for column, name in enumerate(STATISTICS):

@@ -32,6 +32,7 @@ from service.core.metrics import Metrics
 from service.core.oip.metadata import ServedModel
 from service.core.payload_log import PayloadLog
 from service.core.pipeline import Pipeline
+from service.core.predictions import top_predictions
 from service.core.preprocessing import InputStats
 from service.core.quotas import charge_images
 from service.core.schemas import PredictOptions
@@ -158,18 +159,15 @@ class Inference:
         if not self._loaded:
             self.stats.failed()
             raise ApiError(ErrorCode.not_ready, "the model is still loading", headers={"Retry-After": "1"})
-        started = time.perf_counter()
         telemetry = self._telemetry.get(route) or self._telemetry_of(route)
         timing = telemetry.start(arrived, headers)
         try:
-            outcome = await self._run(read, timing, telemetry)
+            return await self._run(read, timing, telemetry)
         except Exception as error:
             telemetry.failed(timing, error, error.when if isinstance(error, DeadlineRefusal) else None)
             if not isinstance(error, ApiError) or error.status >= 500:
                 self.stats.failed()
             raise
-        self.stats.answered(time.perf_counter() - started, outcome.output.probabilities)
-        return outcome
 
     def _telemetry_of(self, route: str) -> RequestTelemetry:
         telemetry = self._telemetry[route] = RequestTelemetry(self.metrics, self.tracing, self.card.version, route)
@@ -196,8 +194,10 @@ class Inference:
             timing.prepared = time.perf_counter()
         output = await self.batcher.submit(batch, pipeline.outputs(layers, options), timing)
         telemetry.answered(timing)
+        labels, confidences = top_predictions(output.probabilities)
+        self.stats.answered(timing.answered - timing.started, labels, confidences)
         if measured is not None and self.drift is not None:
-            self.drift.observe(measured, output.probabilities)
+            self.drift.observe(measured, labels, confidences)
         if self.payload_log is not None and self.payload_log.sample():
             self.payload_log.write(batch, output.probabilities)
         return Outcome(call, output, layers, traces, self, batch, timing, telemetry)

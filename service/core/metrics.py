@@ -8,6 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.openmetrics import exposition as openmetrics
 
+from service.core.tally import Tallies
+
 # Set (by ``digits serve`` with several workers) before the worker processes start: prometheus-client then
 # keeps every value in files there, and any worker can report the sum over all of them.
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -61,15 +63,19 @@ class Metrics:
     """All collectors, on a registry of their own so that several apps can live in one process.
 
     ``exported`` is what ``/metrics`` and the dashboard read: that registry, or with several
-    worker processes, a view that adds up every worker's values.
+    worker processes, a view that adds up every worker's values. ``tallies`` holds the request path's
+    observations until ``exported`` is read (service/core/tally.py).
     """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.exported = self.registry
+        self.tallies = Tallies()
         if multiprocess_mode():
             self.exported = CollectorRegistry()
+        self.exported.register(self.tallies)  # first: every reading flushes them before it reads a value
+        if multiprocess_mode():
             MultiProcessCollector(self.exported)
         self.http_requests = Counter(
             "digits_http_requests",

@@ -12,6 +12,12 @@ from service.core.features import FeatureFormat, encode_feature_map
 from service.core.types import BatchOutput
 
 
+def top_predictions(probabilities: np.ndarray) -> tuple[list[int], list[float]]:
+    """Each image's label and its probability (``[n, 10]`` probabilities), as Python numbers: what the version's
+    statistics and the drift monitor count."""
+    return probabilities.argmax(axis=1).tolist(), probabilities.max(axis=1).tolist()
+
+
 def predictions(
     output: BatchOutput, *, top_k: int, layers: Sequence[str], feature_format: FeatureFormat
 ) -> list[dict[str, Any]]:

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import TypeAdapter
 
 from service.core.metrics import LATENCY_BUCKETS, Metrics
 
 
-class StatsTotals(BaseModel):
-    """Counts since a process started (or, as a difference, over a window). Added up across processes."""
+@dataclass(slots=True)
+class StatsTotals:
+    """Counts since a process started (or, as a difference, over a window). Added up across processes.
+    A plain dataclass: the request path adds to it (pydantic validates it where it is read from a file)."""
 
     requests: int = 0
     errors: int = 0
-    latency_buckets: list[int] = [0] * (len(LATENCY_BUCKETS) + 1)  # the last: beyond the widest bucket
+    latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))  # last: beyond
     predictions: int = 0
     confidence_sum: float = 0.0
     shadow_compared: int = 0
@@ -72,6 +75,9 @@ class StatsTotals(BaseModel):
         return float("inf")
 
 
+TOTALS_ADAPTER: TypeAdapter[StatsTotals] = TypeAdapter(StatsTotals)  # validates totals read from a file
+
+
 def sum_totals(parts: Iterable[StatsTotals]) -> StatsTotals:
     total = StatsTotals()
     for part in parts:
@@ -85,28 +91,30 @@ class VersionStats:
     def __init__(self, version: str, metrics: Metrics) -> None:
         self.version = version
         self.totals = StatsTotals()
-        self._ok = metrics.version_requests.labels(version=version, outcome="ok")
+        tallies = metrics.tallies
+        self._ok = tallies.counter(metrics.version_requests.labels(version=version, outcome="ok"))
         self._errors = metrics.version_requests.labels(version=version, outcome="error")
-        self._duration = metrics.version_duration.labels(version=version)
-        self._confidence = metrics.version_confidence.labels(version=version)
-        self._labels = [metrics.predictions.labels(label=str(label), version=version) for label in range(10)]
+        self._duration = tallies.histogram(metrics.version_duration.labels(version=version))
+        self._confidence = tallies.histogram(metrics.version_confidence.labels(version=version))
+        self._labels = [
+            tallies.counter(metrics.predictions.labels(label=str(label), version=version)) for label in range(10)
+        ]
         self._agree = metrics.shadow_comparisons.labels(version=version, result="agree")
         self._disagree = metrics.shadow_comparisons.labels(version=version, result="disagree")
         self._stable_confidence = metrics.shadow_confidence.labels(version=version, side="stable")
         self._candidate_confidence = metrics.shadow_confidence.labels(version=version, side="candidate")
 
-    def answered(self, seconds: float, probabilities: np.ndarray) -> None:
-        """A request answered in ``seconds`` with these ``[n, 10]`` probabilities."""
+    def answered(self, seconds: float, labels: list[int], confidences: list[float]) -> None:
+        """A request answered in ``seconds``, with each image's label and top-1 probability."""
         totals = self.totals
         totals.requests += 1
         totals.latency_buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self._ok.inc()
+        totals.predictions += len(labels)
+        totals.confidence_sum += sum(confidences)
+        self._ok.count += 1
         self._duration.observe(seconds)
-        top = probabilities.max(axis=1)
-        totals.predictions += len(top)
-        totals.confidence_sum += float(top.sum())
-        for label, confidence in zip(probabilities.argmax(axis=1).tolist(), top.tolist(), strict=True):
-            self._labels[label].inc()
+        for label, confidence in zip(labels, confidences, strict=True):
+            self._labels[label].count += 1
             self._confidence.observe(confidence)
 
     def failed(self) -> None:

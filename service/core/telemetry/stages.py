@@ -67,13 +67,18 @@ class StageMetrics:
 
     def __init__(self, metrics: Metrics, version: str, route: str) -> None:
         self._seconds = [metrics.stage_seconds.labels(version=version, route=route, stage=s) for s in STAGES]
+        self._tallies = [metrics.tallies.histogram(child) for child in self._seconds]
         self._refusals = metrics.deadline_refusals
         self._version, self._route = version, route
 
     def observe(self, timing: RequestTiming, trace_id: str | None) -> None:
-        exemplar = {"trace_id": trace_id} if trace_id else None
-        for child, seconds in zip(self._seconds, timing.durations(), strict=True):
-            child.observe(seconds, exemplar)
+        if trace_id:  # a traced request's observations carry its trace id as their exemplar
+            exemplar = {"trace_id": trace_id}
+            for child, seconds in zip(self._seconds, timing.durations(), strict=True):
+                child.observe(seconds, exemplar)
+            return
+        for tally, seconds in zip(self._tallies, timing.durations(), strict=True):
+            tally.observe(seconds)
 
     def refused(self, when: str) -> None:
         self._refusals.labels(version=self._version, route=self._route, when=when).inc()
