@@ -40,20 +40,23 @@ class KeyCounts:
 
 @dataclass(frozen=True)
 class KeyRates:
-    """Per second between two readings: requests and images admitted, and 429 refusals by quota, by key name."""
+    """Per second between two readings, by key name: requests (refused ones too), requests and images admitted,
+    and 429 refusals by quota."""
 
     requests: dict[str, float]
+    admitted: dict[str, float]
     images: dict[str, float]
     refusals: dict[str, dict[str, float]]
 
     @classmethod
     def between(cls, before: KeyCounts, after: KeyCounts, seconds: float) -> KeyRates:
         # A series first seen after the earlier reading started at 0 in between (a key's first request).
-        return cls(
-            _rates(before.requests, after.requests, seconds),
-            _rates(before.images, after.images, seconds),
-            {name: _rates(before.refusals.get(name, {}), counts, seconds) for name, counts in after.refusals.items()},
-        )
+        requests = _rates(before.requests, after.requests, seconds)
+        refusals = {name: _rates(before.refusals.get(name, {}), counts, seconds)
+                    for name, counts in after.refusals.items()}  # fmt: skip
+        # Every request is counted on arrival and refused at most once, for its request or its images.
+        admitted = {name: max(0.0, rate - sum(refusals.get(name, {}).values())) for name, rate in requests.items()}
+        return cls(requests, admitted, _rates(before.images, after.images, seconds), refusals)
 
 
 def _rates(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:

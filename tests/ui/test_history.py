@@ -220,6 +220,7 @@ def test_each_keys_requests_images_and_refusals_per_second() -> None:
     point = history.sample()
     assert point is not None
     assert point.keys.requests == {"ci": 4.0, "batch": 1.0}
+    assert point.keys.admitted == {"ci": 1.0, "batch": 0.5}  # less the refusals, for requests or for images
     assert point.keys.images == {"ci": 20.0}
     assert point.keys.refusals == {"ci": {"requests": 3.0}, "batch": {"images": 0.5}}
     clock.now += 2.0
