@@ -602,6 +602,20 @@ def drift_figures(driver: Chrome) -> list[dict[str, Any]]:
     return figures
 
 
+def drift_figure(prefix: str, **wanted: str) -> Callable[[Chrome], dict[str, Any] | None]:
+    """A wait condition: the first drift figure whose id starts with ``prefix`` and whose data has ``wanted``."""
+
+    def found(driver: Chrome) -> dict[str, Any] | None:
+        figures = drift_figures(driver)
+        return next((f for f in figures if f["id"].startswith(prefix) and wanted.items() <= f.items()), None)
+
+    return found
+
+
+def chart_max(driver: Chrome, chart_id: str) -> float:
+    return float(driver.find_element(By.ID, chart_id).get_attribute("data-max") or 0)
+
+
 def test_dashboard_charts_drift_and_quotas(browser: Chrome, data_dir: Path, tmp_path: Path) -> None:
     key, line = new_key("ci")
     viewer, viewer_line = new_key("ops")  # the page's own key: its polls are charged to no quota
@@ -625,31 +639,27 @@ def test_dashboard_charts_drift_and_quotas(browser: Chrome, data_dir: Path, tmp_
 
             # Enough for both workers' windows to fill (a window of a few images scores high: no alert under 200).
             send_digits(server, key, digits)
-            scored = lambda d: next((f for f in drift_figures(d) if f["id"].startswith("chart-drift")  # noqa: E731
-                                     and f.get("images") == "200" and int(f["points"]) > 0), None)  # fmt: skip
-            figure = wait_until(browser, scored, "the drift scores of a full window of MNIST test digits")
+            full = drift_figure("chart-drift", images="200")
+            figure = wait_until(browser, full, "the drift scores of a full window of MNIST test digits")
             assert figure["series"] == 8 and figure["thresholds"] == 1  # every statistic, and the alert line
             assert figure["state"] == "ok" and figure["alerts"] == "" and figure["alert"] is None
             assert float(figure["latest"]) < 0.25
-            assert any(f["id"].startswith("chart-confidence") and int(f["points"]) > 0 for f in drift_figures(browser))
+            confidence = wait_until(browser, drift_figure("chart-confidence"), "the confidence drop")
+            assert int(confidence["points"]) > 0 and "baseline mean" in confidence["text"]
 
             send_digits(server, key, [255 - digit for digit in digits])  # white paper, dark ink: photos' look
-            alerting = lambda d: next((f for f in drift_figures(d) if f.get("state") == "alert"), None)  # noqa: E731
-            figure = wait_until(browser, alerting, "an inversion to raise the drift alert")
+            figure = wait_until(browser, drift_figure("chart-drift", state="alert"), "the inversion's drift alert")
             assert "inverted" in figure["alerts"].split(",") and "inverted" in figure["alert"]
             screenshot(browser, "dashboard-drift.png")
 
-            statuses = asyncio.run(burst(int(server.url.rsplit(":", 1)[1]), [post_request("/v1/predict", json.dumps(
-                {"instances": [{"pixels": EXAMPLE_PIXELS}], "preprocess": "none"}).encode(),
-                {"Authorization": f"Bearer {key}"})] * 16))  # fmt: skip
+            one = json.dumps({"instances": [{"pixels": EXAMPLE_PIXELS}], "preprocess": "none"}).encode()
+            request = post_request("/v1/predict", one, {"Authorization": f"Bearer {key}"})
+            statuses = asyncio.run(burst(int(server.url.rsplit(":", 1)[1]), [request] * 16))
             assert 429 in statuses and 200 in statuses
-            refusals = lambda d: (f if float((f := d.find_element(By.ID, "chart-quota-refusals")).get_attribute(  # noqa: E731
-                "data-max") or 0) > 0 else None)  # fmt: skip
-            wait_until(browser, refusals, "the 429s of the burst")
+            wait_until(browser, lambda d: chart_max(d, "chart-quota-refusals") > 0 or None, "the burst's 429s")
             assert "ci: 5 requests/s" in browser.find_element(By.ID, "quota-note").text
-            requests = browser.find_element(By.ID, "chart-key-requests")
-            assert float(requests.get_attribute("data-max") or 0) > 0
-            assert requests.find_elements(By.CSS_SELECTOR, "line.threshold")  # the key's quota
+            assert chart_max(browser, "chart-key-requests") > 0 and chart_max(browser, "chart-key-images") > 0
+            assert browser.find_elements(By.CSS_SELECTOR, "#chart-key-requests line.threshold")  # the key's quota
             assert key not in browser.page_source and viewer not in browser.page_source
             assert [error for error in console_errors(browser) if "401 (Unauthorized)" not in error] == []
             screenshot(browser, "dashboard-quotas.png")
