@@ -59,7 +59,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     first_card = gateway.models.loader.repository.read(gateway.models.initial_version).card
     api_keys = ApiKeys(settings.auth.api_keys_file) if settings.auth.api_keys_file else None
 
-    history = MetricsHistory(gateway.metrics.exported, settings.telemetry)
+    quotas = None
+    if api_keys is not None:
+        shared = shared_buckets_path(os.environ.get(MULTIPROCESS_DIR_VARIABLE))
+        quotas = Quotas(LocalBuckets() if shared is None else SharedBuckets(shared), gateway.metrics)
+    history = MetricsHistory(
+        gateway.metrics.exported, settings.telemetry, monitoring=settings.monitoring, keys=api_keys, quotas=quotas
+    )
     traffic = settings.rollout
     sticky = {"request": None, "api_key": "api_key", "header": traffic.traffic_sticky_header}[traffic.traffic_sticky]
 
@@ -113,9 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added innermost first: a request meets metrics, security headers, CORS, the body limit, the key check, the
     # key's quota, then the predict route served directly, or the app.
     app.add_middleware(DirectRoutes, routes=predict.router.routes, on_exception=errors)
-    if api_keys is not None:
-        shared = shared_buckets_path(os.environ.get(MULTIPROCESS_DIR_VARIABLE))
-        quotas = Quotas(LocalBuckets() if shared is None else SharedBuckets(shared), gateway.metrics)
+    if api_keys is not None and quotas is not None:
         app.add_middleware(QuotaMiddleware, quotas=quotas, on_error=count_error)
         protected = protected_paths(settings.auth.auth_metrics)
         app.add_middleware(ApiKeyMiddleware, keys=api_keys, protected=protected, on_error=count_error)

@@ -50,6 +50,12 @@ REQUIRED_QUERIES = {
     "confidence distribution by version": r"sum by \(version, le\) \(increase\(digits_version_confidence_bucket",
     "rollout step": r"digits_rollout_step",
     "rollbacks with their reason": r"sum by \(result, reason\) \(.*digits_rollouts_total",
+    "drift score by version and statistic": r"max by \(version, statistic\) \(digits_drift_score",
+    "confidence: served window": r'digits_drift_window_mean\{statistic="confidence"\}',
+    "confidence: training baseline": r'digits_drift_baseline_mean\{statistic="confidence"\}',
+    "requests by API key": r"sum by \(key_name\) \(rate\(digits_key_requests_total",
+    "images by API key": r"sum by \(key_name\) \(rate\(digits_key_images_total",
+    "429s by API key and quota": r"sum by \(key_name, quota\) \(rate\(digits_quota_refusals_total",
 }
 
 

@@ -134,6 +134,11 @@ class ApiKeys:
                 found = entry.caller
         return found
 
+    def callers(self) -> tuple[Caller, ...]:
+        """Whose keys the file lets in: their names, roles and options (no hash)."""
+        self._reload_if_changed()
+        return tuple(entry.caller for entry in self._entries)
+
 
 def _caller(fields: list[str], default_name: str) -> Caller | None:
     """The caller a line's fields after the hash describe: a name (the first field without ``=``), ``role=`` and

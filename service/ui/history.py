@@ -2,8 +2,9 @@
 
 ``/metrics`` stays the source of truth: every few seconds :class:`MetricsHistory` reads the
 same registry that ``/metrics`` renders and turns the change since the previous reading into
-one point (request rate, latency quantiles, mean batch size, queue depth), the way Prometheus
-would with ``rate()`` and ``histogram_quantile()`` over that interval.
+one point (request rate, latency quantiles, mean batch size, queue depth, where the time goes, each version's
+drift and each API key's traffic and refusals), the way Prometheus would with ``rate()`` and
+``histogram_quantile()`` over that interval.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from service.core.settings import TelemetrySettings
+from service.core.api_keys import ApiKeys
+from service.core.quotas import Quotas
+from service.core.settings import MonitoringSettings, TelemetrySettings
 from service.core.telemetry.stages import STAGES
+from service.ui.drift_history import VersionDrift, drift_settings, read_drift
+from service.ui.quota_history import KeyCounts, KeyRates, quota_settings
 
 QUANTILES = (0.5, 0.95, 0.99)
 Buckets = tuple[tuple[float, float], ...]  # (upper bound "le", cumulative count), ascending, ending at +Inf
@@ -55,7 +60,9 @@ class Snapshot:
     batched_images: float
     queue_depth: float
     inflight: float
-    stages: tuple[tuple[str, float, float], ...] = ()  # (stage, seconds, requests) on the route, in STAGES order
+    stages: tuple[tuple[str, float, float], ...]  # (stage, seconds, requests) on the route, in STAGES order
+    drift: dict[str, VersionDrift]  # by model version
+    keys: KeyCounts
 
     @classmethod
     def read(cls, registry: CollectorRegistry, route: str, now: float) -> Snapshot:
@@ -63,28 +70,28 @@ class Snapshot:
         latency: dict[float, float] = {}
         stage_seconds = dict.fromkeys(STAGES, 0.0)
         stage_counts = dict.fromkeys(STAGES, 0.0)
-        for family in registry.collect():
-            for sample in family.samples:
-                labels = sample.labels
-                if sample.name == "digits_http_requests_total" and labels.get("route") == route:
-                    requests += sample.value
-                    if int(labels.get("status", "0")) >= 400:
-                        errors += sample.value
-                elif sample.name == "digits_http_request_duration_seconds_bucket" and labels.get("route") == route:
-                    bound = float(labels["le"])
-                    latency[bound] = latency.get(bound, 0.0) + sample.value
-                elif sample.name == "digits_batch_size_count":
-                    batches = sample.value
-                elif sample.name == "digits_batch_size_sum":
-                    batched_images = sample.value
-                elif sample.name == "digits_queue_depth":
-                    queue_depth = sample.value
-                elif sample.name == "digits_inflight_requests":
-                    inflight = sample.value
-                elif sample.name == "digits_stage_seconds_sum" and labels.get("route") == route:
-                    stage_seconds[labels["stage"]] += sample.value
-                elif sample.name == "digits_stage_seconds_count" and labels.get("route") == route:
-                    stage_counts[labels["stage"]] += sample.value
+        samples = [sample for family in registry.collect() for sample in family.samples]
+        for sample in samples:
+            labels = sample.labels
+            if sample.name == "digits_http_requests_total" and labels.get("route") == route:
+                requests += sample.value
+                if int(labels.get("status", "0")) >= 400:
+                    errors += sample.value
+            elif sample.name == "digits_http_request_duration_seconds_bucket" and labels.get("route") == route:
+                bound = float(labels["le"])
+                latency[bound] = latency.get(bound, 0.0) + sample.value
+            elif sample.name == "digits_batch_size_count":
+                batches = sample.value
+            elif sample.name == "digits_batch_size_sum":
+                batched_images = sample.value
+            elif sample.name == "digits_queue_depth":
+                queue_depth = sample.value
+            elif sample.name == "digits_inflight_requests":
+                inflight = sample.value
+            elif sample.name == "digits_stage_seconds_sum" and labels.get("route") == route:
+                stage_seconds[labels["stage"]] += sample.value
+            elif sample.name == "digits_stage_seconds_count" and labels.get("route") == route:
+                stage_counts[labels["stage"]] += sample.value
         return cls(
             time=now,
             requests=requests,
@@ -95,6 +102,8 @@ class Snapshot:
             queue_depth=queue_depth,
             inflight=inflight,
             stages=tuple((stage, stage_seconds[stage], stage_counts[stage]) for stage in STAGES),
+            drift=read_drift(samples),
+            keys=KeyCounts.read(samples),
         )
 
 
@@ -114,6 +123,8 @@ class Point:
     inflight_requests: float
     # Where the time goes: the mean seconds a request spent in each stage, by stage (None: no request finished)
     stage_seconds: dict[str, float | None]
+    drift: dict[str, VersionDrift]  # each version's latest drift reading
+    keys: KeyRates  # per API key name: admitted requests and images, and 429s, per second
 
     @classmethod
     def between(cls, before: Snapshot, after: Snapshot) -> Point:
@@ -140,18 +151,34 @@ class Point:
             queue_depth=after.queue_depth,
             inflight_requests=after.inflight,
             stage_seconds=stage_seconds,
+            drift=after.drift,
+            keys=KeyRates.between(before.keys, after.keys, seconds),
         )
 
 
 class MetricsHistory:
-    """Samples a registry at a fixed interval and keeps the last ``capacity`` points."""
+    """Samples a registry at a fixed interval and keeps the last ``capacity`` points.
+
+    ``monitoring``, ``keys`` and ``quotas`` say what the drift and quota panels can show: whether drift is scored
+    and over how many images, and which keys there are with which quota (None: no keys file).
+    """
 
     def __init__(
-        self, registry: CollectorRegistry, settings: TelemetrySettings, clock: Callable[[], float] = time.time
+        self,
+        registry: CollectorRegistry,
+        settings: TelemetrySettings,
+        clock: Callable[[], float] = time.time,
+        *,
+        monitoring: MonitoringSettings | None = None,
+        keys: ApiKeys | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         self.registry = registry
         self.settings = settings
         self.clock = clock
+        self.monitoring = monitoring or MonitoringSettings()
+        self.keys = keys
+        self.quotas = quotas
         capacity = max(1, round(settings.dashboard_history_seconds / settings.dashboard_interval_seconds))
         self.points: deque[Point] = deque(maxlen=capacity)
         self.last: Snapshot | None = None
@@ -178,5 +205,7 @@ class MetricsHistory:
             "interval_seconds": self.settings.dashboard_interval_seconds,
             "history_seconds": self.settings.dashboard_history_seconds,
             "totals": {"requests": totals.requests, "errors": totals.errors, "batches": totals.batches},
+            "drift": drift_settings(self.monitoring),
+            "quotas": quota_settings(self.keys, self.quotas),
             "points": [asdict(point) for point in self.points],
         }

@@ -5,6 +5,7 @@ Screenshots go to ``test-artifacts/`` at the repository root.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -12,10 +13,12 @@ import math
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
+import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
@@ -33,8 +36,11 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from torch import nn
 
 from model.card import Layer, ModelCard
+from model.mnist import load_test_split
 from model.network import Conv, ConvNet, Pool
 from service.core.api_keys import new_key
+from service.core.schemas import EXAMPLE_PIXELS
+from tests.bursts import burst, post_request
 from tests.cards import network_artifact, uncalibrated_artifact
 from tests.servers import REPO, ServerProcess, gateway_process
 
@@ -570,8 +576,95 @@ def test_dashboard_charts_recent_traffic(browser: Chrome, gateway: ServerProcess
     assert data["chart-stages"]["max"] > 0  # where the time goes: the stages stacked, read at the bottom
     assert len(browser.find_elements(By.CSS_SELECTOR, "#chart-stages path.series")) == 6
     assert browser.find_elements(By.CSS_SELECTOR, "#chart-latency path.series")
+    assert browser.find_element(By.ID, "quota-charts").get_attribute("data-state") == "no-keys"
+    assert "No API keys file is configured" in browser.find_element(By.ID, "quota-note").text
     assert console_errors(browser) == []
     screenshot(browser, "dashboard.png")
+
+
+def send_digits(server: ServerProcess, key: str, digits: Iterable[np.ndarray], per_request: int = 50) -> None:
+    """MNIST-style digits as a client would send them (gray values, preprocess auto), waiting out any 429."""
+    images = [digit.tolist() for digit in digits]
+    for start in range(0, len(images), per_request):
+        body = {"instances": [{"pixels": pixels} for pixels in images[start : start + per_request]]}
+        while (answer := httpx.post(f"{server.url}/v1/predict", json=body, headers={"Authorization": f"Bearer {key}"},
+                                    timeout=30)).status_code == 429:  # fmt: skip
+            time.sleep(float(answer.headers["Retry-After"]))
+        assert answer.status_code == 200, answer.text
+
+
+def drift_figures(driver: Chrome) -> list[dict[str, Any]]:
+    figures: list[dict[str, Any]] = driver.execute_script(
+        "return [...document.querySelectorAll('#drift-charts figure.chart')].map(f => ({id: f.id, ...f.dataset, "
+        "series: f.querySelectorAll('path.series').length, thresholds: f.querySelectorAll('line.threshold').length, "
+        "alert: f.querySelector('p.alert')?.textContent ?? null, text: f.textContent}))"
+    )
+    return figures
+
+
+def drift_figure(prefix: str, **wanted: str) -> Callable[[Chrome], dict[str, Any] | None]:
+    """A wait condition: the first drift figure whose id starts with ``prefix`` and whose data has ``wanted``."""
+
+    def found(driver: Chrome) -> dict[str, Any] | None:
+        figures = drift_figures(driver)
+        return next((f for f in figures if f["id"].startswith(prefix) and wanted.items() <= f.items()), None)
+
+    return found
+
+
+def chart_max(driver: Chrome, chart_id: str) -> float:
+    return float(driver.find_element(By.ID, chart_id).get_attribute("data-max") or 0)
+
+
+def test_dashboard_charts_drift_and_quotas(browser: Chrome, data_dir: Path, tmp_path: Path) -> None:
+    key, line = new_key("ci")
+    viewer, viewer_line = new_key("ops")  # the page's own key: its polls are charged to no quota
+    keys_file = tmp_path / "api-keys"
+    keys_file.write_text(f"{line} rps=5\n{viewer_line}\n")
+    env = {"DIGITS_API_KEYS_FILE": str(keys_file), "DIGITS_WORKERS": "2", "DIGITS_DRIFT_WINDOW_IMAGES": "200",
+           "DIGITS_DRIFT_REFRESH_SECONDS": "0.2", "DIGITS_DASHBOARD_INTERVAL_SECONDS": "0.5"}  # fmt: skip
+    digits = load_test_split(data_dir).images[:800]
+    with gateway_process(tmp_path, env, ready_timeout=120) as server:
+        card = httpx.get(f"{server.url}/v1/models/digits", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        version = card.json()["version"]
+        answer = f"window.prompt = () => {viewer!r};"  # the dashboard asks for a key once
+        script = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": answer})
+        try:
+            browser.get(f"{server.url}/dashboard")
+            note = lambda d: t if "PSI" in (t := d.find_element(By.ID, "drift-note").text) else None  # noqa: E731
+            assert "sliding window of the last 200 images" in wait_until(browser, note, "the drift panel's note")
+            waiting = wait_until(browser, lambda d: drift_figures(d) or None, "the drift panel of the served version")
+            assert [(f["version"], f["state"]) for f in waiting] == [(version, "no-data")]
+            assert "No data yet" in waiting[0]["text"]
+
+            # Enough for both workers' windows to fill (a window of a few images scores high: no alert under 200).
+            send_digits(server, key, digits)
+            full = drift_figure("chart-drift", images="200")
+            figure = wait_until(browser, full, "the drift scores of a full window of MNIST test digits")
+            assert figure["series"] == 8 and figure["thresholds"] == 1  # every statistic, and the alert line
+            assert figure["state"] == "ok" and figure["alerts"] == "" and figure["alert"] is None
+            assert float(figure["latest"]) < 0.25
+            confidence = wait_until(browser, drift_figure("chart-confidence"), "the confidence drop")
+            assert int(confidence["points"]) > 0 and "baseline mean" in confidence["text"]
+
+            send_digits(server, key, [255 - digit for digit in digits])  # white paper, dark ink: photos' look
+            figure = wait_until(browser, drift_figure("chart-drift", state="alert"), "the inversion's drift alert")
+            assert "inverted" in figure["alerts"].split(",") and "inverted" in figure["alert"]
+            screenshot(browser, "dashboard-drift.png")
+
+            one = json.dumps({"instances": [{"pixels": EXAMPLE_PIXELS}], "preprocess": "none"}).encode()
+            request = post_request("/v1/predict", one, {"Authorization": f"Bearer {key}"})
+            statuses = asyncio.run(burst(int(server.url.rsplit(":", 1)[1]), [request] * 16))
+            assert 429 in statuses and 200 in statuses
+            wait_until(browser, lambda d: chart_max(d, "chart-quota-refusals") > 0 or None, "the burst's 429s")
+            assert "ci: 5 requests/s" in browser.find_element(By.ID, "quota-note").text
+            assert chart_max(browser, "chart-key-requests") > 0 and chart_max(browser, "chart-key-images") > 0
+            assert browser.find_elements(By.CSS_SELECTOR, "#chart-key-requests line.threshold")  # the key's quota
+            assert key not in browser.page_source and viewer not in browser.page_source
+            assert [error for error in console_errors(browser) if "401 (Unauthorized)" not in error] == []
+            screenshot(browser, "dashboard-quotas.png")
+        finally:
+            browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
 
 
 def test_the_page_asks_for_a_key_when_the_api_wants_one(browser: Chrome, tmp_path: Path) -> None:

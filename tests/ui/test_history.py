@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from pydantic import ValidationError
 
+from service.core.api_keys import ApiKeys, key_hash, new_key
 from service.core.metrics import LATENCY_BUCKETS, Metrics
-from service.core.settings import TelemetrySettings
+from service.core.quotas import LocalBuckets, Quotas
+from service.core.settings import MonitoringSettings, TelemetrySettings
 from service.core.telemetry.stages import STAGES
+from service.ui.drift_history import ALERT_MIN_IMAGES, ALERT_PSI, VersionDrift
 from service.ui.history import MetricsHistory, histogram_quantile
 
 ROUTE = "/v1/predict"
+ALERT_RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules" / "digits-alerts.yml"
 
 
 class Clock:
@@ -143,3 +151,95 @@ def test_where_the_time_goes_is_the_mean_time_per_request_in_each_stage() -> Non
     assert point.stage_seconds["model"] == pytest.approx(0.003)
     assert point.stage_seconds["queue"] == pytest.approx(0.0015)
     assert point.stage_seconds["read"] is None
+
+
+def test_drift_says_no_data_until_the_window_is_scored_then_alerts_as_the_rules_do() -> None:
+    metrics, clock = Metrics(), Clock()
+    history = history_of(metrics, clock)
+    # What a drift monitor exports on its start: the baseline's means, and gauges at 0 until its first scoring.
+    metrics.drift_baseline_mean.labels(version="2.0.0", statistic="confidence").set(0.98)
+    metrics.drift_baseline_mean.labels(version="2.0.0", statistic="ink").set(0.2)
+    metrics.drift_window_images.labels(version="2.0.0").set(0)
+    metrics.drift_score.labels(version="2.0.0", statistic="ink").set(0)
+    history.sample()
+    clock.now += 2.0
+    point = history.sample()
+    assert point is not None
+    (version,) = point.drift
+    assert version == "2.0.0"
+    assert point.drift[version].window_images == 0 and point.drift[version].scores == {}
+
+    def scored(images: int, ink: float, confidence: float) -> VersionDrift:
+        metrics.drift_window_images.labels(version="2.0.0").set(images)
+        metrics.drift_score.labels(version="2.0.0", statistic="ink").set(ink)
+        metrics.drift_score.labels(version="2.0.0", statistic="confidence").set(0.05)
+        metrics.drift_window_mean.labels(version="2.0.0", statistic="confidence").set(confidence)
+        clock.now += 2.0
+        point = history.sample()
+        assert point is not None
+        return point.drift["2.0.0"]
+
+    small = scored(ALERT_MIN_IMAGES - 1, ALERT_PSI * 2, 0.97)  # too few images to judge: no alert, as the rules
+    assert small.scores == {"ink": ALERT_PSI * 2, "confidence": 0.05} and small.alerts == ()
+    assert small.confidence_drop == pytest.approx(0.01)
+    assert scored(ALERT_MIN_IMAGES, ALERT_PSI, 0.97).alerts == ()  # at the threshold: not above it
+    drifting = scored(ALERT_MIN_IMAGES, ALERT_PSI + 0.01, 0.9)
+    assert drifting.alerts == ("ink",) and drifting.confidence_drop == pytest.approx(0.08)
+    assert json.loads(json.dumps(history.summary()))["points"][-1]["drift"]["2.0.0"]["alerts"] == ["ink"]
+
+
+def test_the_drift_alert_threshold_is_the_alert_rules() -> None:
+    rules = {rule["alert"]: rule["expr"] for group in yaml.safe_load(ALERT_RULES.read_text())["groups"]
+             for rule in group["rules"] if "alert" in rule}  # fmt: skip
+    for alert in ("DigitsInputDrift", "DigitsConfidenceDrop", "DigitsPredictedClassMixDrift"):
+        assert re.search(rf"digits_drift_score\{{[^}}]*\}}\)\s*>\s*{ALERT_PSI}\b", rules[alert]), alert
+        assert re.search(rf"digits_drift_window_images\)\s*>=\s*{ALERT_MIN_IMAGES}\b", rules[alert]), alert
+
+
+def test_the_drift_panel_says_how_many_images_and_how_to_turn_it_on() -> None:
+    metrics = Metrics()
+    on = MetricsHistory(metrics.registry, TelemetrySettings(), monitoring=MonitoringSettings(drift_window_images=300))
+    assert on.summary()["drift"] == {"enabled": True, "window_images": 300, "refresh_seconds": 5.0,
+                                     "alert_psi": ALERT_PSI, "alert_min_images": ALERT_MIN_IMAGES,
+                                     "how_to_enable": None}  # fmt: skip
+    off = MetricsHistory(metrics.registry, TelemetrySettings(), monitoring=MonitoringSettings(drift_monitoring=False))
+    assert "DIGITS_DRIFT_MONITORING=true" in off.summary()["drift"]["how_to_enable"]
+
+
+def test_each_keys_requests_images_and_refusals_per_second() -> None:
+    metrics, clock = Metrics(), Clock()
+    history = history_of(metrics, clock)
+    metrics.key_requests.labels(key_name="ci").inc(100)  # before the first reading: in no interval
+    history.sample()
+    metrics.key_requests.labels(key_name="ci").inc(8)
+    metrics.key_images.labels(key_name="ci").inc(40)
+    metrics.quota_refusals.labels(key_name="ci", quota="requests").inc(6)
+    metrics.key_requests.labels(key_name="batch").inc(2)  # a key first seen in this interval
+    metrics.quota_refusals.labels(key_name="batch", quota="images").inc(1)
+    clock.now += 2.0
+    point = history.sample()
+    assert point is not None
+    assert point.keys.requests == {"ci": 4.0, "batch": 1.0}
+    assert point.keys.admitted == {"ci": 1.0, "batch": 0.5}  # less the refusals, for requests or for images
+    assert point.keys.images == {"ci": 20.0}
+    assert point.keys.refusals == {"ci": {"requests": 3.0}, "batch": {"images": 0.5}}
+    clock.now += 2.0
+    idle = history.sample()
+    assert idle is not None and idle.keys.requests == {"ci": 0.0, "batch": 0.0}
+
+
+def test_the_quota_panel_lists_each_keys_quota_by_name_never_the_key(tmp_path: Path) -> None:
+    metrics = Metrics()
+    assert MetricsHistory(metrics.registry, TelemetrySettings()).summary()["quotas"] == {"keys_file": False, "keys": []}
+    keys_file = tmp_path / "api-keys"
+    (ci, ci_line), (_, free_line) = new_key("ci"), new_key("free")
+    keys_file.write_text(f"{ci_line} rps=4\n{free_line} role=admin\n")
+    keys = ApiKeys(keys_file)
+    history = MetricsHistory(metrics.registry, TelemetrySettings(), keys=keys, quotas=Quotas(LocalBuckets(), metrics))
+    summary = history.summary()
+    assert summary["quotas"] == {"keys_file": True, "keys": [
+        {"name": "ci", "requests_per_second": 4.0, "images_per_second": None},
+        {"name": "free", "requests_per_second": None, "images_per_second": None},
+    ]}  # fmt: skip
+    text = json.dumps(summary)
+    assert ci not in text and key_hash(ci) not in text

@@ -62,7 +62,12 @@ const CHARTS = [
   },
 ];
 
-// A point's value for a series key; "a.b" reads a nested field.
+// A point's value for a series: its own value function, or its key ("a.b" reads a nested field).
+function seriesValue(series, point) {
+  const value = series.value ? series.value(point) : valueOf(point, series.key);
+  return value === undefined ? null : value;
+}
+
 function valueOf(point, key) {
   let value = point;
   for (const part of key.split(".")) value = value === null || value === undefined ? null : value[part];
@@ -94,15 +99,20 @@ function clockTime(seconds) {
   return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
-function drawChart(spec, points, historySeconds) {
-  const figure = document.getElementById(spec.id);
+// spec.thresholds: dashed lines ({ value, name, color }) the chart always reaches; a series with alert: true is
+// marked in the legend.
+function drawChart(spec, points, historySeconds, figure = document.getElementById(spec.id)) {
   const scale = spec.scale || 1;
+  const thresholds = spec.thresholds || [];
   const now = points.length ? points[points.length - 1].time : Date.now() / 1000;
   // The whole history once there is that much; until then the time since start-up, at least a minute.
   const span = Math.min(historySeconds, Math.max(MIN_SPAN_SECONDS, now - (points.length ? points[0].time : now)));
   const start = now - span;
   const values = spec.series.map((s) =>
-    points.map((p) => ({ t: p.time, v: valueOf(p, s.key) === null ? null : valueOf(p, s.key) * scale })),
+    points.map((p) => {
+      const v = seriesValue(s, p);
+      return { t: p.time, v: v === null ? null : v * scale };
+    }),
   );
   if (spec.stacked) {
     for (let i = 1; i < values.length; i++) {
@@ -111,21 +121,29 @@ function drawChart(spec, points, historySeconds) {
       });
     }
   }
-  const top = niceMax(Math.max(0, ...values.flat().map((d) => d.v ?? 0)));
+  const drawn = [...values.flat().map((d) => d.v ?? 0), ...thresholds.map((line) => line.value * scale)];
+  const top = niceMax(Math.max(0, ...drawn));
+  const lowest = Math.min(0, ...drawn);
+  const bottom = lowest < 0 ? -niceMax(-lowest) : 0;
   const x = (t) => PAD.left + ((t - start) / span) * (WIDTH - PAD.left - PAD.right);
-  const y = (v) => HEIGHT - PAD.bottom - (v / top) * (HEIGHT - PAD.top - PAD.bottom);
+  const y = (v) => HEIGHT - PAD.bottom - ((v - bottom) / (top - bottom)) * (HEIGHT - PAD.top - PAD.bottom);
 
   const caption = document.createElement("figcaption");
   caption.textContent = spec.unit ? `${spec.title} (${spec.unit})` : spec.title;
   const chart = svg("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: "img" });
   const axis = svg("g", { class: "axis" }, chart);
   for (const fraction of [0, 0.5, 1]) {
-    const v = top * fraction;
+    const v = bottom + (top - bottom) * fraction;
     svg("line", { x1: PAD.left, x2: WIDTH - PAD.right, y1: y(v), y2: y(v) }, axis);
     svg("text", { x: PAD.left - 6, y: y(v) + 4, "text-anchor": "end" }, axis).textContent = formatNumber(v);
   }
   svg("text", { x: PAD.left, y: HEIGHT - 6 }, axis).textContent = clockTime(start);
   svg("text", { x: WIDTH - PAD.right, y: HEIGHT - 6, "text-anchor": "end" }, axis).textContent = clockTime(now);
+  for (const line of thresholds) {
+    const at = y(line.value * scale);
+    const attrs = { class: "threshold", x1: PAD.left, x2: WIDTH - PAD.right, y1: at, y2: at };
+    svg("line", { ...attrs, stroke: line.color || "#e03131" }, chart);
+  }
 
   let counted = 0;
   let highest = 0;
@@ -143,10 +161,8 @@ function drawChart(spec, points, historySeconds) {
       pen = "L";
     }
     const defined = values[i].filter((d) => d.v !== null);
-    if (i === 0) {
-      counted = defined.length;
-      highest = Math.max(0, ...defined.map((d) => d.v));
-    }
+    counted = Math.max(counted, defined.length);
+    highest = Math.max(highest, ...defined.map((d) => d.v));
     if (defined.length === 1) {
       const only = defined[0];
       svg("circle", { cx: x(only.t), cy: y(only.v), r: 3, fill: s.color }, chart);
@@ -164,6 +180,18 @@ function drawChart(spec, points, historySeconds) {
     swatch.className = "swatch";
     swatch.style.background = s.color;
     item.append(swatch, s.name);
+    if (s.alert) {
+      item.className = "alert";
+      item.append(" \u26a0 above the threshold");
+    }
+    legend.append(item);
+  }
+  for (const line of thresholds) {
+    const item = document.createElement("li");
+    const swatch = document.createElement("span");
+    swatch.className = "swatch dashed";
+    swatch.style.borderColor = line.color || "#e03131";
+    item.append(swatch, line.name);
     legend.append(item);
   }
   figure.replaceChildren(caption, chart, legend);
@@ -197,6 +225,8 @@ async function refresh() {
     interval = Math.max(1000, summary.interval_seconds * 1000);
     for (const spec of CHARTS) drawChart(spec, summary.points, summary.history_seconds);
     showTiles(summary);
+    showDrift(summary);
+    showQuotas(summary);
     document.getElementById("updated").textContent =
       `Route ${summary.route}, one point every ${summary.interval_seconds} s · updated ${new Date().toLocaleTimeString()}`;
   } catch (error) {
