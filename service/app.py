@@ -18,7 +18,7 @@ from service.core.api_keys import ApiKeys
 from service.core.backend import Backend
 from service.core.errors import ErrorCode
 from service.core.gateway import Gateway
-from service.core.metrics import MULTIPROCESS_DIR_VARIABLE
+from service.core.metrics import MULTIPROCESS_DIR_VARIABLE, multiprocess_mode
 from service.core.quotas import LocalBuckets, Quotas, SharedBuckets, shared_buckets_path
 from service.core.settings import Settings, get_settings
 from service.grpc.server import start_grpc_server
@@ -72,13 +72,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         """Every task the app runs beside its requests: the key file's reload on SIGHUP, the model's loading and
-        batching, the dashboard's metrics history, and the gRPC server (DIGITS_GRPC_PORT)."""
+        batching, the dashboard's metrics history, the tallies' flush with several workers, and the gRPC server
+        (DIGITS_GRPC_PORT)."""
         if api_keys is not None:
             # Only a loop in the main thread takes signal handlers (not the test client's, for one).
             with suppress(ValueError, RuntimeError, NotImplementedError):
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, api_keys.reload)
         await gateway.start()
         sampling = asyncio.create_task(history.run(), name="dashboard-metrics-history")
+        # With several workers, the others read this one's tallied observations from the shared files.
+        flushing = None
+        if multiprocess_mode():
+            flushing = asyncio.create_task(gateway.metrics.tallies.flush_every(1.0), name="metrics-tallies-flush")
         grpc_server = None
         if settings.server.grpc_port:
             grpc_service = InferenceService(gateway.models, gateway.metrics, api_keys, sticky)
@@ -94,9 +99,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if grpc_server is not None:  # new calls are refused; those in flight get the grace period to finish
                 await grpc_server.stop(settings.server.graceful_shutdown_seconds)
-            sampling.cancel()
-            with suppress(asyncio.CancelledError):
-                await sampling
+            for task in (sampling, flushing):
+                if task is not None:
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
             await gateway.stop()
 
     app = FastAPI(

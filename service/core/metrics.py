@@ -281,6 +281,8 @@ class Metrics:
         return exposition
 
     def retire(self) -> None:
-        """At a worker's exit: its live gauges (queue depth, in flight) stop counting in the sum."""
+        """At a worker's exit: its last tallied observations are added, and its live gauges (queue depth, in
+        flight) stop counting in the sum."""
+        self.tallies.flush()
         if multiprocess_mode():
             mark_process_dead(os.getpid())

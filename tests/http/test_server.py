@@ -172,6 +172,17 @@ def _predict_requests_counted(url: str) -> float:
     )
 
 
+def _version_answers_counted(url: str) -> float:
+    with urllib.request.urlopen(f"{url}/metrics") as response:
+        families = text_string_to_metric_families(response.read().decode())
+    return sum(
+        sample.value
+        for family in families
+        for sample in family.samples
+        if sample.name == "digits_version_requests_total" and sample.labels["outcome"] == "ok"
+    )
+
+
 def test_workers_serve_one_port_and_report_one_set_of_metrics(tmp_path: Path) -> None:
     with gateway_process(tmp_path, {"DIGITS_WORKERS": "2"}, ready_timeout=120) as server:
         workers = psutil.Process(server.process.pid).children()
@@ -182,6 +193,11 @@ def test_workers_serve_one_port_and_report_one_set_of_metrics(tmp_path: Path) ->
         assert all(label == 1 for _, label in results)
         # whichever worker answers the scrape, it reports what all of them served
         assert {_predict_requests_counted(server.url) for _ in range(6)} == {40.0}
+        # the request path's tallied observations too, once each worker's flush (every second) has run
+        deadline = time.monotonic() + 10
+        while _version_answers_counted(server.url) != 40.0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert {_version_answers_counted(server.url) for _ in range(6)} == {40.0}
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(30) in (0, -signal.SIGTERM)
     assert "Stopping parent process" in server.log()
