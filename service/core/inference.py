@@ -59,7 +59,7 @@ class Call(Protocol):
     def options(self) -> PredictOptions: ...
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # per request: a frozen dataclass's __init__ costs about 1 us more
 class PredictCall:
     """A :class:`Call` that carries nothing else."""
 
@@ -73,7 +73,7 @@ Reader = Callable[["Inference"], Awaitable[CallT]]  # reads a request into a cal
 Answer = TypeVar("Answer")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # per request, as PredictCall
 class Outcome(Generic[CallT]):
     """A call's share of its batch: the model's output, and what is needed to answer with it."""
 

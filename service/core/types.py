@@ -12,7 +12,7 @@ from service.core.errors import ApiError, ErrorCode
 RawInput = bytes | str | np.ndarray
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per request (its slice of the batch's): a frozen dataclass's __init__ costs 1 us more
 class BatchOutput:
     """What the model says about a batch, as numpy arrays on the host."""
 

@@ -1,8 +1,9 @@
 """Automatic rollouts on a real two-worker gateway under load: a bad candidate rolled back within its first step,
-an equally good one promoted to stable, and a rollout that outlives a restart of the gateway."""
+an equally good one (another seed) promoted to stable, and a rollout that outlives a restart of the gateway."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from tests.versions import swapped_labels_version
 
 # Real two-worker gateways under load, several minutes in all: the slow tier.
 pytestmark = pytest.mark.slow
+
+ANOTHER_SEED = Path(__file__).parent / "versions" / "2.1.1"
 
 FAST_STEPS = {
     "DIGITS_ROLLOUT_STEP_MIN_REQUESTS": "60",
@@ -88,27 +91,30 @@ def test_a_bad_candidate_is_rolled_back_within_its_first_step(tmp_path: Path, la
 
 def test_an_equally_good_candidate_is_promoted_and_can_be_rolled_back(tmp_path: Path, labelled_digits: Split) -> None:
     repository = make_repository(tmp_path / "repository")
+    # 2.1.0's recipe trained again with another seed (`digits train --version 2.1.1 --seed 3`): 99.63 % on the
+    # test set against 2.1.0's 99.70 %.
+    shutil.copytree(ANOTHER_SEED, repository / "2.1.1")
     keys, keys_file = make_keys(tmp_path / "keys")
-    with repository_gateway(tmp_path, repository, keys_file, DIGITS_MODEL_VERSION=OTHER, **FAST_STEPS) as server:
+    with repository_gateway(tmp_path, repository, keys_file, **FAST_STEPS) as server:
         with Load(server.url, pixel_bodies(labelled_digits.images), headers=bearer(keys.client)) as load:
             started = httpx.post(f"{server.url}/v1/rollout/start",
-                                 json={"candidate": STABLE, "steps": ["shadow", "50", "100"]},
+                                 json={"candidate": "2.1.1", "steps": ["shadow", "50", "100"]},
                                  headers=bearer(keys.admin), timeout=120)  # fmt: skip
             assert started.status_code == 202, started.text
             wait_for(lambda: ended(server.url, keys.admin), timeout=180, what="the rollout to end")
             report = rollout_of(server.url, keys.admin)
             assert report["rollout"]["status"] == "promoted", report["rollout"]
-            assert report["policy"]["stable"] == STABLE and report["policy"]["candidate"] is None
-            assert OTHER in report["versions"] and OTHER in report["retire_at"], "the previous version stays loaded"
+            assert report["policy"]["stable"] == "2.1.1" and report["policy"]["candidate"] is None
+            assert STABLE in report["versions"] and STABLE in report["retire_at"], "the previous version stays loaded"
             back = httpx.post(f"{server.url}/v1/rollout/rollback", headers=bearer(keys.admin), timeout=60)
-            assert back.status_code == 200 and back.json()["policy"]["stable"] == OTHER
+            assert back.status_code == 200 and back.json()["policy"]["stable"] == STABLE
             rolled_back_at = time.monotonic()
             time.sleep(2)  # the other worker converges within a poll (0.2 s)
         assert rollouts_counted(server.url)[("promoted", "passed")] == 1.0
         assert not load.failures(), load.failures()[:3]
-        assert {answer.version for answer in load.answers} == {OTHER, STABLE}
+        assert {answer.version for answer in load.answers} == {STABLE, "2.1.1"}
         after = {answer.version for answer in load.answers if answer.sent > rolled_back_at + 1}
-        assert after == {OTHER}, "a second after the rollback only the previous version answers"
+        assert after == {STABLE}, "a second after the rollback only the previous version answers"
 
 
 def test_a_rollout_outlives_a_restart_of_the_gateway(tmp_path: Path) -> None:

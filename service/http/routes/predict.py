@@ -76,7 +76,7 @@ async def predict(request: Request) -> JSONBytesResponse:
     async def read(inference: Inference) -> PredictCall:
         return await read_predict_request(request, inference.limits)
 
-    version = request.query_params.get("version")
+    version = request.query_params.get("version") if request.scope["query_string"] else None  # parsing: 2.5 us
     outcome = await models_of(request).run(
         read, version, routing_key_of(request), route=ROUTE, headers=request.headers, arrived=request.scope.get(ARRIVED)
     )
