@@ -27,6 +27,7 @@ from bench.previous_model import PreviousModelLoopTarget, PreviousReleaseModelLo
 from bench.results import BenchmarkRun, Measurement, Skipped
 from bench.targets import (
     BenchContext,
+    DriftOffGatewayTarget,
     EchoTarget,
     GatewayTarget,
     ModelLoopTarget,
@@ -58,6 +59,7 @@ TARGETS: dict[str, Callable[[], Target]] = {
         PreviousGatewayTarget,
         PreviousReleaseGatewayTarget,
         GatewayTarget,
+        DriftOffGatewayTarget,
         ShadowGatewayTarget,
         TracedGatewayTarget,
         TorchServeTarget,

@@ -245,6 +245,20 @@ class GatewayTarget(ProcessTarget):
         return {**gateway_env(context, port), "DIGITS_BACKEND": "embedded"}
 
 
+class DriftOffGatewayTarget(GatewayTarget):
+    """The gateway with drift monitoring off too: tracing, shadow traffic and payload logging are off by default, so
+    everything left is what every request pays whatever the settings (stage and per-version telemetry)."""
+
+    name = "gateway-drift-off"
+    description = (
+        "the gateway with DIGITS_DRIFT_MONITORING=false: every optional feature off, against `gateway-previous` the "
+        "cost of what no setting turns off"
+    )
+
+    def env(self, context: BenchContext, port: int) -> dict[str, str]:
+        return {**super().env(context, port), "DIGITS_DRIFT_MONITORING": "false"}
+
+
 class ShadowGatewayTarget(GatewayTarget):
     """The gateway serving the shipped repository with a candidate in shadow: every request stable answers is also
     sent to the candidate, off the response path (dropped when stable is busy or over the shadow's share)."""

@@ -177,7 +177,8 @@ def test_cpu_lists() -> None:
 def test_targets_run_ceilings_first_and_ours_last() -> None:
     assert list(TARGETS) == [
         "model-loop", "model-loop-previous", "model-loop-previous-release", "fastapi-echo", "fastapi-naive",
-        "litserve", "bentoml", "gateway-previous", "gateway-previous-release", "gateway", "gateway-shadow",
+        "litserve", "bentoml", "gateway-previous", "gateway-previous-release", "gateway", "gateway-drift-off",
+        "gateway-shadow",
         "gateway-traced",
         "torchserve", "gateway-torchserve",
     ]  # fmt: skip
