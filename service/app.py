@@ -64,7 +64,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         shared = shared_buckets_path(os.environ.get(MULTIPROCESS_DIR_VARIABLE))
         quotas = Quotas(LocalBuckets() if shared is None else SharedBuckets(shared), gateway.metrics)
     history = MetricsHistory(
-        gateway.metrics.exported, settings.telemetry, monitoring=settings.monitoring, keys=api_keys, quotas=quotas
+        gateway.metrics.exported,
+        settings.telemetry,
+        monitoring=settings.monitoring,
+        keys=api_keys,
+        quotas=quotas,
+        serving_state=gateway.rollout.state,
     )
     traffic = settings.rollout
     sticky = {"request": None, "api_key": "api_key", "header": traffic.traffic_sticky_header}[traffic.traffic_sticky]
