@@ -724,6 +724,7 @@ def test_dashboard_shows_each_versions_row_and_a_rollback(browser: Chrome, data_
         script = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": answer_key})
         try:
             browser.get(f"{server.url}/dashboard")
+            console_errors(browser)  # drained: the previous test's page may have polled its stopped gateway
             send_digits(server, keys.client, digits, per_request=4)
 
             def both_served(driver: Chrome) -> dict[str, dict[str, Any]] | None:
