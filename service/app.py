@@ -64,7 +64,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         shared = shared_buckets_path(os.environ.get(MULTIPROCESS_DIR_VARIABLE))
         quotas = Quotas(LocalBuckets() if shared is None else SharedBuckets(shared), gateway.metrics)
     history = MetricsHistory(
-        gateway.metrics.exported, settings.telemetry, monitoring=settings.monitoring, keys=api_keys, quotas=quotas
+        gateway.metrics.exported,
+        settings.telemetry,
+        monitoring=settings.monitoring,
+        keys=api_keys,
+        quotas=quotas,
+        serving_state=gateway.rollout.state,
     )
     traffic = settings.rollout
     sticky = {"request": None, "api_key": "api_key", "header": traffic.traffic_sticky_header}[traffic.traffic_sticky]
@@ -127,7 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # key's quota, then the predict route served directly, or the app.
     app.add_middleware(DirectRoutes, routes=predict.router.routes, on_exception=errors)
     if api_keys is not None and quotas is not None:
-        app.add_middleware(QuotaMiddleware, quotas=quotas, on_error=count_error)
+        app.add_middleware(QuotaMiddleware, quotas=quotas, on_error=count_error, unmetered=pages.UNMETERED_PATHS)
         protected = protected_paths(settings.auth.auth_metrics)
         app.add_middleware(ApiKeyMiddleware, keys=api_keys, protected=protected, on_error=count_error)
         document_api_keys(app, protected)

@@ -123,9 +123,13 @@ class RolloutController:
         self.settings = settings
         self.metrics = metrics
 
+    def state(self) -> ServingState:
+        """The shared serving state: versions, policy, the rollout and its history."""
+        return self.models.store.read() or self.models.initial_state()
+
     def report(self) -> dict[str, Any]:
         """The shared state and, for a running rollout, each version's figures over the step so far."""
-        state = self.models.store.read() or self.models.initial_state()
+        state = self.state()
         report: dict[str, Any] = state.model_dump(mode="json", exclude={"rollout": {"baselines"}})
         rollout = state.rollout
         if rollout is not None and rollout.status == "running":

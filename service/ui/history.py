@@ -3,14 +3,13 @@
 ``/metrics`` stays the source of truth: every few seconds :class:`MetricsHistory` reads the
 same registry that ``/metrics`` renders and turns the change since the previous reading into
 one point (request rate, latency quantiles, mean batch size, queue depth, where the time goes, each version's
-drift and each API key's traffic and refusals), the way Prometheus would with ``rate()`` and
+drift and traffic, and each API key's traffic and refusals), the way Prometheus would with ``rate()`` and
 ``histogram_quantile()`` over that interval.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -24,28 +23,18 @@ from service.core.quotas import Quotas
 from service.core.settings import MonitoringSettings, TelemetrySettings
 from service.core.telemetry.stages import STAGES
 from service.ui.drift_history import VersionDrift, drift_settings, read_drift
+from service.ui.quantiles import Buckets, histogram_quantile
 from service.ui.quota_history import KeyCounts, KeyRates, quota_settings
+from service.ui.version_history import (
+    ServingStateReader,
+    VersionRates,
+    VersionReadings,
+    VersionWindow,
+    rollout_status,
+    version_windows,
+)
 
 QUANTILES = (0.5, 0.95, 0.99)
-Buckets = tuple[tuple[float, float], ...]  # (upper bound "le", cumulative count), ascending, ending at +Inf
-
-
-def histogram_quantile(q: float, buckets: Buckets) -> float | None:
-    """The ``q`` quantile of a cumulative histogram, interpolated within its bucket as Prometheus does.
-
-    None when the histogram is empty. A rank in the +Inf bucket yields the highest finite bound.
-    """
-    if not buckets or buckets[-1][1] <= 0:
-        return None
-    rank = q * buckets[-1][1]
-    lower_bound, lower_count = 0.0, 0.0
-    for upper_bound, count in buckets:
-        if count >= rank and count > lower_count:
-            if math.isinf(upper_bound):
-                return lower_bound
-            return lower_bound + (upper_bound - lower_bound) * (rank - lower_count) / (count - lower_count)
-        lower_bound, lower_count = upper_bound, count
-    return lower_bound
 
 
 @dataclass(frozen=True)
@@ -63,6 +52,7 @@ class Snapshot:
     stages: tuple[tuple[str, float, float], ...]  # (stage, seconds, requests) on the route, in STAGES order
     drift: dict[str, VersionDrift]  # by model version
     keys: KeyCounts
+    versions: VersionReadings
 
     @classmethod
     def read(cls, registry: CollectorRegistry, route: str, now: float) -> Snapshot:
@@ -104,6 +94,7 @@ class Snapshot:
             stages=tuple((stage, stage_seconds[stage], stage_counts[stage]) for stage in STAGES),
             drift=read_drift(samples),
             keys=KeyCounts.read(samples),
+            versions=VersionReadings.read(samples),
         )
 
 
@@ -125,6 +116,7 @@ class Point:
     stage_seconds: dict[str, float | None]
     drift: dict[str, VersionDrift]  # each version's latest drift reading
     keys: KeyRates  # per API key name: admitted requests and images, and 429s, per second
+    versions: dict[str, VersionRates]  # by model version: its requests, errors, latency and shares
 
     @classmethod
     def between(cls, before: Snapshot, after: Snapshot) -> Point:
@@ -153,6 +145,7 @@ class Point:
             stage_seconds=stage_seconds,
             drift=after.drift,
             keys=KeyRates.between(before.keys, after.keys, seconds),
+            versions=VersionRates.between(before.versions, after.versions, seconds),
         )
 
 
@@ -160,7 +153,8 @@ class MetricsHistory:
     """Samples a registry at a fixed interval and keeps the last ``capacity`` points.
 
     ``monitoring``, ``keys`` and ``quotas`` say what the drift and quota panels can show: whether drift is scored
-    and over how many images, and which keys there are with which quota (None: no keys file).
+    and over how many images, and which keys there are with which quota (None: no keys file). ``serving_state``
+    reads the versions' policy and rollout for the per-version rows (None: not shown).
     """
 
     def __init__(
@@ -172,6 +166,7 @@ class MetricsHistory:
         monitoring: MonitoringSettings | None = None,
         keys: ApiKeys | None = None,
         quotas: Quotas | None = None,
+        serving_state: ServingStateReader | None = None,
     ) -> None:
         self.registry = registry
         self.settings = settings
@@ -179,8 +174,11 @@ class MetricsHistory:
         self.monitoring = monitoring or MonitoringSettings()
         self.keys = keys
         self.quotas = quotas
+        self.serving_state = serving_state
         capacity = max(1, round(settings.dashboard_history_seconds / settings.dashboard_interval_seconds))
         self.points: deque[Point] = deque(maxlen=capacity)
+        # The readings the points were made of, oldest first: the per-version windows span them.
+        self.readings: deque[VersionReadings] = deque(maxlen=capacity + 1)
         self.last: Snapshot | None = None
 
     def sample(self) -> Point | None:
@@ -189,6 +187,7 @@ class MetricsHistory:
         point = Point.between(self.last, snapshot) if self.last is not None else None
         if point is not None:
             self.points.append(point)
+        self.readings.append(snapshot.versions)
         self.last = snapshot
         return point
 
@@ -207,5 +206,12 @@ class MetricsHistory:
             "totals": {"requests": totals.requests, "errors": totals.errors, "batches": totals.batches},
             "drift": drift_settings(self.monitoring),
             "quotas": quota_settings(self.keys, self.quotas),
+            "versions": {name: asdict(window) for name, window in self.windows(totals).items()},
+            "rollout": None if self.serving_state is None else rollout_status(self.serving_state(), totals.versions),
             "points": [asdict(point) for point in self.points],
         }
+
+    def windows(self, latest: Snapshot) -> dict[str, VersionWindow]:
+        """Each version over the history, from its oldest reading kept to ``latest``."""
+        first = self.readings[0] if self.readings else latest.versions
+        return version_windows(first, latest.versions)

@@ -17,6 +17,9 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 # The security headers (Content-Security-Policy and others) are on every response: service.http.security_headers.
 PAGE_HEADERS = {"Cache-Control": "no-cache"}
+SUMMARY_PATH = "/v1/metrics/summary"
+# The dashboard's polls run no model: they need a key like any API call, but are charged to no quota.
+UNMETERED_PATHS = frozenset({SUMMARY_PATH})
 
 
 router = APIRouter()
@@ -49,7 +52,7 @@ async def diagram(inference: InferenceDep) -> Response:
 
 
 @router.get(
-    "/v1/metrics/summary",
+    SUMMARY_PATH,
     tags=["operations"],
     summary="Recent request rate, latency quantiles, batch size and queue depth, read from /metrics' registry",
 )

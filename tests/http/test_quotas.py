@@ -25,7 +25,9 @@ class Keys:
         self.requests, requests_line = new_key("ci")
         self.images, images_line = new_key("batch")
         self.free, free_line = new_key("free")
-        path.write_text(f"{requests_line} rps={RPS}\n{images_line} ips={IPS}\n{free_line}\n")
+        self.viewer, viewer_line = new_key("viewer")
+        lines = [f"{requests_line} rps={RPS}", f"{images_line} ips={IPS}", free_line, f"{viewer_line} rps=1"]
+        path.write_text("".join(f"{line}\n" for line in lines))
         self.path = path
 
 
@@ -84,6 +86,16 @@ def test_a_key_without_quota_is_never_refused_and_metrics_name_the_key(two_worke
     assert 'digits_key_images_total{key_name="batch"}' in metrics
     for key in (keys.requests, keys.images, keys.free):
         assert key not in metrics
+
+
+def test_the_dashboards_polls_are_charged_to_no_quota(two_workers: ServerProcess, keys: Keys) -> None:
+    headers = {"Authorization": f"Bearer {keys.viewer}"}
+    polls = [httpx.get(f"{two_workers.url}/v1/metrics/summary", headers=headers, timeout=30) for _ in range(5)]
+    assert [poll.status_code for poll in polls] == [200] * 5  # a key with rps=1
+    assert httpx.get(f"{two_workers.url}/v1/metrics/summary", timeout=30).status_code == 401  # a key is still needed
+    assert predict(two_workers.url, keys.viewer).status_code == 200  # its bucket is full: the polls took nothing
+    metrics = httpx.get(f"{two_workers.url}/metrics", timeout=10).text
+    assert 'digits_key_requests_total{key_name="viewer"} 1.0' in metrics
 
 
 def test_a_bucket_refills_at_its_rate_and_lets_a_large_request_into_debt(tmp_path: Path) -> None:

@@ -44,10 +44,6 @@ NO_DATA_HERE = {
     "when nvidia-smi finds a GPU",
     'max by (DeviceId) (GPUMemoryUsed{job="torchserve"})': "no GPU here (as above)",
     'max by (DeviceId) (GPUMemoryUtilization{job="torchserve"})': "no GPU here (as above)",
-    "sum by (key_name) (rate(digits_key_requests_total[$__rate_interval]))": "the stack runs without API keys: "
-    "per-key series exist only with DIGITS_API_KEYS_FILE (tests/http/test_quotas.py reads them off a gateway)",
-    "sum by (key_name) (rate(digits_key_images_total[$__rate_interval]))": "no API keys here (as above)",
-    "sum by (key_name, quota) (rate(digits_quota_refusals_total[$__rate_interval]))": "no API keys here (as above)",
 }
 LIFECYCLE_ROW = "Model versions and rollout"
 # Grafana's variables, as Grafana would expand them for a dashboard opened right after the traffic.
@@ -56,6 +52,11 @@ RANGE = "5m"
 ROUNDS = 5  # of traffic, one second apart: rates then span several 1 s scrapes
 VALID_PER_ROUND = 8
 INVALID_PER_ROUND = 2
+# The stack's keys: the load's, with a quota it stays under (only a key with a quota has its images counted), and a
+# client's whose burst is answered 429, so that the quota panels have data.
+LOAD_QUOTA = "rps=1000 ips=10000"
+BURST_QUOTA_RPS = 2
+BURST = 10
 
 
 @dataclass
@@ -64,6 +65,8 @@ class Stack:
     gateway_url: str
     prometheus_url: str
     torchserve_inference_port: int | None = None
+    load_key: str | None = None
+    burst_key: str | None = None
 
     def stop(self) -> int | None:
         return self.monitor.stop(signal.SIGTERM, timeout_s=90)
@@ -94,8 +97,12 @@ def query(stack: Stack, expr: str, at: float | None = None) -> list[dict[str, An
     return result
 
 
-def post(url: str, body: bytes) -> int:
-    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+def bearer(key: str | None) -> dict[str, str]:
+    return {} if key is None else {"Authorization": f"Bearer {key}"}
+
+
+def post(url: str, body: bytes, key: str | None = None) -> int:
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json", **bearer(key)})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             response.read()
@@ -104,8 +111,8 @@ def post(url: str, body: bytes) -> int:
         return int(exc.code)
 
 
-def drive_traffic(gateway_url: str) -> tuple[int, dict[int, int]]:
-    """Valid predictions of 1-4 images (some with feature maps) and two kinds of invalid request."""
+def drive_traffic(gateway_url: str, key: str | None = None) -> tuple[int, dict[int, int]]:
+    """Valid predictions of 1-4 images (some with feature maps) and two kinds of invalid request, sent with ``key``."""
     rng = np.random.default_rng(0)
     predict = f"{gateway_url}/v1/predict"
     statuses: dict[int, int] = {}
@@ -120,13 +127,24 @@ def drive_traffic(gateway_url: str) -> tuple[int, dict[int, int]]:
                     body["features"] = ["all"]
                 bodies.append(json.dumps(body).encode())
             bodies += [b'{"instances": [{"pixels": [[1, 2, 3]]}]}', b"{not json"][:INVALID_PER_ROUND]
-            for status in pool.map(lambda body: post(predict, body), bodies):
+            for status in pool.map(lambda body: post(predict, body, key), bodies):
                 statuses[status] = statuses.get(status, 0) + 1
             sent += len(bodies)
-            urllib.request.urlopen(f"{gateway_url}/v1/models/digits", timeout=10).read()
+            card = urllib.request.Request(f"{gateway_url}/v1/models/digits", headers=bearer(key))
+            urllib.request.urlopen(card, timeout=10).read()
             if round_ < ROUNDS - 1:
                 time.sleep(1.0)
     return sent, statuses
+
+
+def burst(gateway_url: str, key: str) -> dict[int, int]:
+    """``BURST`` requests one after another, faster than the key's quota lets through."""
+    body = json.dumps({"instances": [{"pixels": [[0] * 28] * 28}], "preprocess": "none"}).encode()
+    statuses: dict[int, int] = {}
+    for _ in range(BURST):
+        status = post(f"{gateway_url}/v1/predict", body, key)
+        statuses[status] = statuses.get(status, 0) + 1
+    return statuses
 
 
 def dashboard_queries(row: str | None = None) -> list[tuple[str, str]]:
@@ -155,10 +173,14 @@ def wait_until_scraped(stack: Stack, jobs: set[str], timeout: float = 30) -> Non
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """`digits monitor --backend torchserve`: TorchServe, the gateway in front of it, Prometheus."""
+    """`digits monitor --backend torchserve`: TorchServe, the gateway in front of it with API keys, Prometheus."""
     tmp = tmp_path_factory.mktemp("monitor")
     ports = {name: free_port() for name in ("inference", "management", "metrics")}
+    load_key, load_line = new_key("load")
+    burst_key, burst_line = new_key("burst")
+    (tmp / "keys").write_text(f"{load_line} {LOAD_QUOTA}\n{burst_line} rps={BURST_QUOTA_RPS}\n")
     env = {
+        "DIGITS_API_KEYS_FILE": str(tmp / "keys"),
         "DIGITS_TORCHSERVE_URL": f"http://127.0.0.1:{ports['inference']}",
         "DIGITS_TORCHSERVE_MANAGEMENT_URL": f"http://127.0.0.1:{ports['management']}",
         "DIGITS_TORCHSERVE_METRICS_URL": f"http://127.0.0.1:{ports['metrics']}",
@@ -167,6 +189,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     }
     running = start_monitor(tmp, "--backend", "torchserve", env=env)
     running.torchserve_inference_port = ports["inference"]
+    running.load_key, running.burst_key = load_key, burst_key
     try:
         yield running
     finally:
@@ -175,15 +198,26 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def traffic(stack: Stack) -> float:
-    """Drives the traffic, waits until Prometheus has scraped all of it; returns that moment (to query at)."""
+    """Drives the traffic and a burst over a key's quota, waits until Prometheus has scraped all of it; returns that
+    moment (to query at)."""
+    assert stack.load_key is not None and stack.burst_key is not None
     wait_until_scraped(stack, {"gateway", "torchserve"})
-    sent, statuses = drive_traffic(stack.gateway_url)
+    sent, statuses = drive_traffic(stack.gateway_url, stack.load_key)
     assert statuses.get(200) == ROUNDS * VALID_PER_ROUND, statuses
+    refused = 0
+    for _ in range(2):  # a scrape apart: the refusals' rate is above 0, not only their first sample
+        statuses = burst(stack.gateway_url, stack.burst_key)
+        assert statuses.get(429) and statuses.get(200), statuses
+        refused += statuses[429]
+        sent += statuses[200]  # a refusal comes before routing: it counts under no route
+        time.sleep(1.5)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         counted = query(stack, 'sum(digits_http_requests_total{route="/v1/predict"})')
         served = query(stack, "sum(ts_inference_requests_total)")
-        if counted and float(counted[0]["value"][1]) >= sent and served and float(served[0]["value"][1]) > 0:
+        over_quota = query(stack, "sum(digits_quota_refusals_total)")
+        if (counted and float(counted[0]["value"][1]) >= sent and served and float(served[0]["value"][1]) > 0
+                and over_quota and float(over_quota[0]["value"][1]) >= refused):  # fmt: skip
             return time.time()
         time.sleep(0.5)
     raise AssertionError(f"Prometheus did not see the {sent} requests within 30 s")

@@ -42,6 +42,7 @@ from service.core.api_keys import new_key
 from service.core.schemas import EXAMPLE_PIXELS
 from tests.bursts import burst, post_request
 from tests.cards import network_artifact, uncalibrated_artifact
+from tests.lifecycle.helpers import OTHER, STABLE, bearer, make_keys, make_repository, repository_gateway
 from tests.servers import REPO, ServerProcess, gateway_process
 
 pytestmark = pytest.mark.browser
@@ -688,3 +689,81 @@ def test_the_page_asks_for_a_key_when_the_api_wants_one(browser: Chrome, tmp_pat
         draw(browser, browser.find_element(By.ID, "pad"), ONE, interaction.POINTER_MOUSE)
         label = wait_until(browser, lambda d: d.find_element(By.ID, "label").text.strip("\u2013") or None, "a label")
         assert label == "1"
+
+
+def version_rows(driver: Chrome) -> dict[str, dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = driver.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('#version-rows .version-row')].map(r => "
+        "[r.dataset.version, {...r.dataset, heading: r.querySelector('h3').textContent, "
+        "mix: [...r.querySelectorAll('.class-mix li')].map(li => Number(li.dataset.share)), "
+        "confidence: [...r.querySelectorAll('.confidence li')].map(li => Number(li.dataset.share))}]))"
+    )
+    return rows
+
+
+def rollout_note(status: str) -> Callable[[Chrome], str | None]:
+    """A wait condition: the rollout line, once it says ``status``."""
+
+    def found(driver: Chrome) -> str | None:
+        note = driver.find_element(By.ID, "rollout-note")
+        return note.text if note.get_attribute("data-status") == status else None
+
+    return found
+
+
+def test_dashboard_shows_each_versions_row_and_a_rollback(browser: Chrome, data_dir: Path, tmp_path: Path) -> None:
+    repository = make_repository(tmp_path / "repository")
+    keys, keys_file = make_keys(tmp_path / "keys")
+    settings = {"DIGITS_DASHBOARD_INTERVAL_SECONDS": "0.5", "DIGITS_ROLLOUT_STEP_MIN_SECONDS": "3600"}
+    digits = load_test_split(data_dir).images[:200]
+    with repository_gateway(tmp_path, repository, keys_file, **settings) as server:
+        policy = {"stable": STABLE, "candidate": OTHER, "weight": 0.5, "shadow": 1.0}
+        answer = httpx.put(f"{server.url}/v1/traffic", json=policy, headers=bearer(keys.admin), timeout=120)
+        assert answer.status_code == 200, answer.text
+        answer_key = f"window.prompt = () => {keys.client!r};"  # a predict key: the page needs no admin
+        script = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": answer_key})
+        try:
+            browser.get(f"{server.url}/dashboard")
+            console_errors(browser)  # drained: the previous test's page may have polled its stopped gateway
+            send_digits(server, keys.client, digits, per_request=4)
+
+            def both_served(driver: Chrome) -> dict[str, dict[str, Any]] | None:
+                rows = version_rows(driver)
+                served = {version: float(row["requests"]) for version, row in rows.items() if float(row["requests"])}
+                everything = sum(served.values()) >= len(digits) / 4  # the workers' counts reach the page within 1 s
+                return rows if set(served) == {STABLE, OTHER} and everything and "agreement" in rows[OTHER] else None
+
+            rows = wait_until(browser, both_served, "a row with traffic for each version")
+            assert (rows[STABLE]["role"], rows[OTHER]["role"]) == ("stable", "candidate")
+            assert float(rows[STABLE]["share"]) == float(rows[OTHER]["share"]) == 0.5
+            assert "50.0 % of traffic" in rows[STABLE]["heading"]
+            assert "shadow 100 % of stable's" in rows[OTHER]["heading"]
+            for row in (rows[STABLE], rows[OTHER]):
+                assert len(row["mix"]) == 10 and sum(row["mix"]) == pytest.approx(1.0, abs=1e-6)
+                assert sum(row["confidence"]) == pytest.approx(1.0, abs=1e-6)
+            assert 0.9 < float(rows[OTHER]["agreement"]) <= 1.0  # two good networks agree on MNIST test digits
+            assert chart_max(browser, "chart-version-rate") > 0
+            shares_chart = browser.find_element(By.CSS_SELECTOR, "#chart-version-share svg").get_attribute("aria-label")
+            assert f"latest: {STABLE} 50.0, {OTHER} 50.0" in (shares_chart or "")
+            assert "No rollout yet" in browser.find_element(By.ID, "rollout-note").text
+            screenshot(browser, "dashboard-versions.png")
+
+            started = httpx.post(f"{server.url}/v1/rollout/start", json={"candidate": OTHER, "steps": ["25", "100"]},
+                                 headers=bearer(keys.admin), timeout=120)  # fmt: skip
+            assert started.status_code == 202, started.text
+            running = wait_until(browser, rollout_note("running"), "the running rollout")
+            assert f"Rollout of {OTHER} over {STABLE}: step 1 of 2 (25 %)" in running
+            shares = lambda d: r if float((r := version_rows(d))[OTHER]["share"]) == 0.25 else None  # noqa: E731
+            assert float(wait_until(browser, shares, "the step's shares")[STABLE]["share"]) == 0.75
+
+            back = httpx.post(f"{server.url}/v1/rollout/rollback", headers=bearer(keys.admin), timeout=60)
+            assert back.status_code == 200, back.text
+            note = wait_until(browser, rollout_note("rolled_back"), "the rollback")
+            assert f"Rollout of {OTHER} rolled back at step 1 of 2 (25 %): rolled back by an operator" in note
+            assert f"{STABLE} is stable" in note
+            assert float(version_rows(browser)[OTHER]["share"]) == 0.0
+            assert keys.client not in browser.page_source and keys.admin not in browser.page_source
+            assert [error for error in console_errors(browser) if "401 (Unauthorized)" not in error] == []
+            screenshot(browser, "dashboard-rollback.png")
+        finally:
+            browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})

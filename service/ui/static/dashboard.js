@@ -225,6 +225,7 @@ async function refresh() {
     interval = Math.max(1000, summary.interval_seconds * 1000);
     for (const spec of CHARTS) drawChart(spec, summary.points, summary.history_seconds);
     showTiles(summary);
+    showVersions(summary);
     showDrift(summary);
     showQuotas(summary);
     document.getElementById("updated").textContent =
