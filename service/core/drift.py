@@ -1,8 +1,8 @@
 """Input and prediction drift of one served model: the statistics of its last images against its card's baseline.
 
 Every answered image adds a row to a ring (its :class:`InputStats`, predicted class and top-1 confidence). The
-request path only appends the request's rows to a list, at the cost of one call; they reach the ring in one numpy
-copy when the window is read, or when a window's worth is waiting. Every ``refresh_seconds`` the window is
+request path appends the request's rows to a flat array of doubles; they reach the ring in one numpy copy when the
+window is read, or when a window's worth is waiting. Every ``refresh_seconds`` the window is
 scored, one PSI per statistic (model/baseline.py says why PSI), exported as gauges labelled by the model's version,
 and the preprocessing paths are counted. With several worker processes each keeps the window of the images it
 served; the gauges report the highest worker's score.
@@ -11,8 +11,9 @@ served; the gauges report the highest worker's score.
 from __future__ import annotations
 
 import time
+from array import array
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 
@@ -43,7 +44,9 @@ class DriftMonitor:
         self._window_images = metrics.drift_window_images.labels(version=version)
         self._paths = {path: metrics.preprocess_paths.labels(version=version, path=path) for path in PATHS}
         self._paths_seen = dict.fromkeys(PATHS, 0)  # since the last refresh, which adds them to the counters
-        self._pending: list[tuple[InputStats, int, float]] = []  # rows not in the ring yet
+        # Rows not in the ring yet, as plain doubles: numbers the garbage collector never has to look at (a list of
+        # tuples kept for a while makes every collection of young objects longer).
+        self._pending = array("d")
         for name, statistic in baseline.statistics.items():
             metrics.drift_baseline_mean.labels(version=version, statistic=name).set(statistic.mean)
 
@@ -55,25 +58,26 @@ class DriftMonitor:
         """Add a request's images: their input statistics, and the model's label and top-1 probability for each."""
         if len(measured) != len(labels):
             return
-        pending = self._pending
-        pending.extend(zip(measured, labels, confidences, strict=True))
-        if len(pending) >= self.window:
+        pending, paths, inputs = self._pending, self._paths_seen, len(INPUT_STATISTICS)
+        for stats, label, confidence in zip(measured, labels, confidences, strict=True):
+            pending.extend(cast("tuple[float, ...]", stats[:inputs]))  # the statistics before the path
+            pending.append(label)
+            pending.append(confidence)
+            paths[stats.path] += 1
+        if len(pending) >= self._ring.size:
             self._fold()
         if time.monotonic() - self._refreshed >= self.refresh_seconds:
             self.refresh()
 
     def _fold(self) -> None:
         """Move the waiting rows into the ring (only the newest window's worth can stay in it)."""
-        pending, self._pending = self._pending, []
-        if not pending:
+        if not self._pending:
             return
-        for stats, _, _ in pending:
-            self._paths_seen[stats.path] += 1
-        inputs, window = len(INPUT_STATISTICS), self.window
-        pending = pending[-window:]
-        rows = np.array([(*stats[:inputs], label, confidence) for stats, label, confidence in pending])
+        window = self.window
+        rows = np.frombuffer(self._pending, np.float64).reshape(-1, len(STATISTICS))[-window:]
         positions = (self._next + np.arange(len(rows))) % window
         self._ring[positions] = rows
+        self._pending = array("d")
         self._next = int(positions[-1] + 1) % window
         self._filled = min(self._filled + len(rows), window)
 
