@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -18,6 +19,7 @@ import pytest
 
 from tests.kubernetes.cluster import HERE, Cluster
 from tests.kubernetes.gateway import ARTIFACTS, GATEWAY_IMAGE, UPDATED_IMAGE, deploy
+from tests.kubernetes.pod_logs import PodLogFollower
 
 
 def _unavailable(message: str) -> None:
@@ -46,6 +48,9 @@ def cluster() -> Iterator[Cluster]:
         _unavailable(f"{GATEWAY_IMAGE} is not in the host's Docker engine: run `make images`")
     binaries = _binaries()
     cluster = Cluster(binaries, Path(tempfile.mkdtemp(prefix="digits-k8s-")), ARTIFACTS / "logs")
+    shutil.rmtree(ARTIFACTS / "pods", ignore_errors=True)
+    # Its `docker logs` processes name the cluster's work directory: Cluster.stop ends them on every path.
+    pod_logs = PodLogFollower(cluster.docker_socket, ARTIFACTS / "pods")
     atexit.register(cluster.stop)
     previous = signal.getsignal(signal.SIGTERM)
 
@@ -58,6 +63,7 @@ def cluster() -> Iterator[Cluster]:
     try:
         started = time.monotonic()
         cluster.start()
+        pod_logs.start()
         print(f"cluster up (node Ready) in {time.monotonic() - started:.1f} s")
         cluster.load_image(GATEWAY_IMAGE)
         cluster.derive_image(GATEWAY_IMAGE, UPDATED_IMAGE)
@@ -66,6 +72,7 @@ def cluster() -> Iterator[Cluster]:
         print(f"deploy/k8s cpu overlay applied and rolled out at {time.monotonic() - started:.1f} s")
         yield cluster
     finally:
+        pod_logs.stop()
         cluster.stop()
         signal.signal(signal.SIGTERM, previous)
         atexit.unregister(cluster.stop)
