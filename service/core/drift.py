@@ -31,10 +31,20 @@ class Score(NamedTuple):
 
 class DriftMonitor:
     def __init__(
-        self, baseline: Baseline, version: str, metrics: Metrics, *, window: int, refresh_seconds: float
+        self,
+        baseline: Baseline,
+        version: str,
+        metrics: Metrics,
+        *,
+        window: int,
+        refresh_seconds: float,
+        requests_per_second: float | None = None,
     ) -> None:
         self.baseline = baseline
         self.refresh_seconds = refresh_seconds
+        self.requests_per_second = requests_per_second  # the most requests measured a second; None: every one
+        self._allowance = requests_per_second or 0.0
+        self._allowed_at = time.monotonic()
         self._ring = np.full((window, len(STATISTICS)), np.nan)
         self._next = 0
         self._filled = 0
@@ -53,6 +63,22 @@ class DriftMonitor:
     @property
     def window(self) -> int:
         return len(self._ring)
+
+    def measuring(self) -> bool:
+        """Whether to measure the next request: every one up to ``requests_per_second``, then as many as that rate
+        allows (a token bucket a second deep). A drift window needs a sample of the traffic, not all of it, and
+        measuring costs a few microseconds a request, a share that matters on the cheapest requests."""
+        rate = self.requests_per_second
+        if rate is None:
+            return True
+        now = time.monotonic()
+        allowance = min(rate, self._allowance + (now - self._allowed_at) * rate)
+        self._allowed_at = now
+        if allowance < 1.0:
+            self._allowance = allowance
+            return False
+        self._allowance = allowance - 1.0
+        return True
 
     def observe(self, measured: Sequence[InputStats], labels: Sequence[int], confidences: Sequence[float]) -> None:
         """Add a request's images: their input statistics, and the model's label and top-1 probability for each."""

@@ -65,7 +65,8 @@ class Gateway:
             if monitoring.drift_monitoring and card.baseline is not None:
                 inference.drift = DriftMonitor(card.baseline, card.version, metrics,
                                                window=monitoring.drift_window_images,
-                                               refresh_seconds=monitoring.drift_refresh_seconds)  # fmt: skip
+                                               refresh_seconds=monitoring.drift_refresh_seconds,
+                                               requests_per_second=monitoring.drift_requests_per_second)  # fmt: skip
             if payloads.payload_log_dir is not None:
                 inference.payload_log = PayloadLog(payloads.payload_log_dir, card,
                                                    per_second=payloads.payload_log_per_second,

@@ -182,7 +182,7 @@ class Inference:
             charge_images(len(inputs))
             layers = pipeline.layers(options.features)
             traces = None
-            measured: list[InputStats] | None = None if self.drift is None else []
+            measured: list[InputStats] | None = [] if self.drift is not None and self.drift.measuring() else None
             if options.explain:
                 stages = "preprocessing" in options.explain
                 traces = await _off_loop_when_large(

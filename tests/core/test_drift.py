@@ -4,6 +4,7 @@ statistic the shift moves. The digits go through the real inference object, prep
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -125,3 +126,21 @@ async def test_the_scores_are_exported_by_version_and_statistic(inference: Infer
     assert registry.get_sample_value("digits_drift_score", labels | {"statistic": "inverted"}) > 1  # type: ignore[operator]
     assert registry.get_sample_value("digits_drift_window_mean", labels | {"statistic": "inverted"}) == 1.0
     assert registry.get_sample_value("digits_preprocess_paths_total", labels | {"path": "pixels"}) == 100
+
+
+def test_a_worker_measures_its_requests_up_to_the_rate_then_a_sample(artifact: Path) -> None:
+    card = load_card(artifact)
+    assert card.baseline is not None
+    monitor = DriftMonitor(card.baseline, card.version, Metrics(), window=WINDOW, refresh_seconds=3600,
+                           requests_per_second=20)  # fmt: skip
+    started = time.monotonic()
+    burst = [monitor.measuring() for _ in range(200)]
+    took = time.monotonic() - started
+    assert burst[:20] == [True] * 20 and burst.count(True) <= 20 + 20 * took + 1  # a second's worth, then the rate
+    started = time.monotonic()
+    time.sleep(0.5)
+    refilled = [monitor.measuring() for _ in range(200)].count(True)
+    waited = time.monotonic() - started
+    assert 9 <= refilled <= 20 * waited + 1  # half a second (or what the sleep took) refills ten
+    unlimited = DriftMonitor(card.baseline, card.version, Metrics(), window=WINDOW, refresh_seconds=3600)
+    assert all(unlimited.measuring() for _ in range(1000))
