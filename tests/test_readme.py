@@ -12,6 +12,7 @@ import pytest
 
 from ops.local_servers import ServerProcess
 from service.core.errors import ErrorCode
+from tests.doc_examples import check_python_example
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -76,13 +77,7 @@ def test_every_file_the_docs_name_exists(name: str) -> None:
 
 def test_the_triton_client_example_prints_what_the_api_doc_says(gateway: ServerProcess) -> None:
     section = API.split("## `/v2`: KServe / Triton clients", 1)[1].split("\n## ", 1)[0]
-    (code,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
-    (printed,) = re.findall(r"```text\n(.*?)```", section, re.DOTALL)
-    script = code.replace('url="127.0.0.1:8000"', f'url="{gateway.url.removeprefix("http://")}"')
-    assert script != code, "the example no longer names the server it talks to"
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == printed
+    check_python_example(section, 'url="127.0.0.1:8000"', f'url="{gateway.url.removeprefix("http://")}"')
 
 
 def test_the_readme_curl_example_classifies_its_digit(gateway: ServerProcess) -> None:

@@ -176,7 +176,7 @@ class MonitoringSettings(_Group):
     drift_window_images: int = Field(1000, ge=10, description="the drift window: this many last images per worker")
     drift_refresh_seconds: float = Field(5.0, gt=0, description="how often the window's drift scores are computed")
     drift_requests_per_second: float = Field(
-        500.0, gt=0, description="the most requests measured for the drift window a second, per worker"
+        100.0, gt=0, description="the most requests measured for the drift window a second, per worker"
     )
 
 

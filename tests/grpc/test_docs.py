@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.doc_examples import check_python_example
 from tests.grpc.conftest import GrpcGateway
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -14,13 +13,7 @@ DOC = (ROOT / "docs" / "grpc.md").read_text()
 
 
 def test_the_example_prints_what_the_doc_says(grpc_gateway: GrpcGateway) -> None:
-    (code,) = re.findall(r"```python\n(.*?)```", DOC, re.DOTALL)
-    (printed,) = re.findall(r"```text\n(.*?)```", DOC, re.DOTALL)
-    script = code.replace('url="127.0.0.1:8001"', f'url="{grpc_gateway.grpc_address}"')
-    assert script != code, "the example no longer names the server it talks to"
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == printed
+    check_python_example(DOC, 'url="127.0.0.1:8001"', f'url="{grpc_gateway.grpc_address}"')
 
 
 def test_every_rpc_of_the_proto_is_documented() -> None:
