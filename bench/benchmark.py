@@ -38,6 +38,7 @@ from bench.targets import (
     Target,
     TargetError,
     TracedGatewayTarget,
+    TracedNiceReceiverGatewayTarget,
 )
 from bench.torchserve_targets import GatewayOverTorchServeTarget, TorchServeTarget
 from bench.wrk import Wrk, WrkError
@@ -62,6 +63,7 @@ TARGETS: dict[str, Callable[[], Target]] = {
         DriftOffGatewayTarget,
         ShadowGatewayTarget,
         TracedGatewayTarget,
+        TracedNiceReceiverGatewayTarget,
         TorchServeTarget,
         GatewayOverTorchServeTarget,
     )

@@ -299,9 +299,13 @@ class TracedGatewayTarget(GatewayTarget):
         self._receiver: ServerProcess | None = None
         self._receiver_port = 0
 
+    receiver_niceness = 0
+
     def start(self, context: BenchContext) -> None:
         self._receiver_port = free_port()
         command = [context.python, "-m", "ops.otlp_receiver", "--port", str(self._receiver_port)]
+        if self.receiver_niceness:
+            command = ["nice", "-n", str(self.receiver_niceness), *command]
         self._receiver = ServerProcess(f"{self.name}-otlp-receiver", command, CHECKOUT_ON_PATH, context.log_dir)
         self._receiver.start(None)
         super().start(context)
@@ -320,6 +324,18 @@ class TracedGatewayTarget(GatewayTarget):
             "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
             "OTEL_TRACES_SAMPLER_ARG": self.sampled,
         }
+
+
+class TracedNiceReceiverGatewayTarget(TracedGatewayTarget):
+    """As ``gateway-traced``, with the receiver at the lowest CPU priority: on a 2-core machine the receiver decoding
+    every span competes with the gateway for the same cores, which a collector on another machine would not."""
+
+    name = "gateway-traced-nice-receiver"
+    description = (
+        "the gateway with tracing at 1 %, its OTLP receiver under `nice -n 19`: the gateway's own cost of tracing, "
+        "with the receiver's decoding out of its way"
+    )
+    receiver_niceness = 19
 
 
 class PreviousGatewayTarget(GatewayTarget):
