@@ -6,6 +6,7 @@ The images come from ``make images`` (deploy/images/build.sh); nothing here buil
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -14,7 +15,7 @@ import shutil
 import subprocess
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,6 +104,18 @@ class ComposeStack:
         """Start services without building (the images exist) and wait for nothing."""
         scale_args = [arg for service, count in (scale or {}).items() for arg in ("--scale", f"{service}={count}")]
         self.compose("up", "-d", "--no-build", *scale_args, *services)
+
+    @contextlib.contextmanager
+    def scaled(self, gateway: str, replicas: int) -> Iterator[ComposeStack]:
+        """``replicas`` of ``gateway`` behind the load balancer, healthy and each taking traffic; the whole stack
+        down at the end."""
+        try:
+            self.up(gateway, "loadbalancer", scale={gateway: replicas})
+            self.wait_healthy(gateway, replicas)
+            self.wait_balanced(replicas)
+            yield self
+        finally:
+            self.down()
 
     def run_documented(self, line: str) -> None:
         """A `docker compose ...` line of the README, run as written on this stack's files and settings; the

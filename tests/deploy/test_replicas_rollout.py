@@ -61,13 +61,8 @@ def stack(keys_file: tuple[Keys, Path], tmp_path_factory: pytest.TempPathFactory
         # One worker per replica: the replicas, the load and the test share this machine's cores.
         settings={"DIGITS_WORKERS": "1", "DIGITS_API_KEYS_HOST_FILE": str(keys_file[1])},
     )
-    try:
-        stack.up(GATEWAY, "loadbalancer", scale={GATEWAY: REPLICAS})
-        stack.wait_healthy(GATEWAY, REPLICAS)
-        stack.wait_balanced(REPLICAS)
-        yield stack
-    finally:
-        stack.down()
+    with stack.scaled(GATEWAY, REPLICAS) as running:
+        yield running
 
 
 def ask_replica(container: str, method: str, path: str, key: str, body: object = None) -> Any:

@@ -29,13 +29,8 @@ REQUEST_LOG = re.compile(
 def stack() -> Iterator[ComposeStack]:
     # One worker per replica: three replicas already share this machine's cores.
     stack = ComposeStack("digits-test-scale", [COMPOSE_FILE], profiles=["cpu"], settings={"DIGITS_WORKERS": "1"})
-    try:
-        stack.up(GATEWAY, "loadbalancer", scale={GATEWAY: REPLICAS})
-        stack.wait_healthy(GATEWAY, REPLICAS)
-        stack.wait_balanced(REPLICAS)
-        yield stack
-    finally:
-        stack.down()
+    with stack.scaled(GATEWAY, REPLICAS) as running:
+        yield running
 
 
 def record(name: str, figures: dict[str, object]) -> None:

@@ -161,26 +161,24 @@ def test_sigterm_finishes_every_accepted_request(tmp_path: Path) -> None:
     assert "Shutting down" in log
 
 
-def _predict_requests_counted(url: str) -> float:
+def _counted(url: str, name: str, label: str, value: str) -> float:
+    """The sum of ``name``'s samples whose ``label`` is ``value``, as a scrape of ``url`` reports them."""
     with urllib.request.urlopen(f"{url}/metrics") as response:
         families = text_string_to_metric_families(response.read().decode())
     return sum(
         sample.value
         for family in families
         for sample in family.samples
-        if sample.name == "digits_http_requests_total" and sample.labels["route"] == "/v1/predict"
+        if sample.name == name and sample.labels[label] == value
     )
+
+
+def _predict_requests_counted(url: str) -> float:
+    return _counted(url, "digits_http_requests_total", "route", "/v1/predict")
 
 
 def _version_answers_counted(url: str) -> float:
-    with urllib.request.urlopen(f"{url}/metrics") as response:
-        families = text_string_to_metric_families(response.read().decode())
-    return sum(
-        sample.value
-        for family in families
-        for sample in family.samples
-        if sample.name == "digits_version_requests_total" and sample.labels["outcome"] == "ok"
-    )
+    return _counted(url, "digits_version_requests_total", "outcome", "ok")
 
 
 def test_workers_serve_one_port_and_report_one_set_of_metrics(tmp_path: Path) -> None:
