@@ -37,6 +37,9 @@ class ReceivedSpan:
     links: list[tuple[str, str]]  # (trace id, span id)
     attributes: dict[str, Any]
     status: int  # 0 unset, 1 ok, 2 error
+    kind: int  # 1 internal, 2 server
+    scope: str  # the instrumentation scope's name
+    events: dict[str, dict[str, Any]]  # by name: the event's attributes
 
 
 def _value(value: AnyValue) -> Any:
@@ -63,6 +66,9 @@ def decode_spans(body: bytes) -> list[ReceivedSpan]:
                         links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
                         attributes={a.key: _value(a.value) for a in span.attributes},
                         status=span.status.code,
+                        kind=span.kind,
+                        scope=scope_spans.scope.name,
+                        events={e.name: {a.key: _value(a.value) for a in e.attributes} for e in span.events},
                     )
                 )
     return spans

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from model.repository import ModelRepository, ModelVersion
 from service.core.backend import Backend
@@ -23,8 +23,11 @@ from service.core.served_models import ServedModels
 from service.core.serving_state import StateStore
 from service.core.settings import Settings
 from service.core.shadow import ShadowRunner
-from service.core.telemetry.tracing import Tracing
+from service.core.telemetry.otel_environment import tracing_from_environment
 from service.core.types import Limits
+
+if TYPE_CHECKING:
+    from service.core.telemetry.tracing import Tracing
 
 
 @dataclass
@@ -73,7 +76,7 @@ class Gateway:
                                                    max_bytes=payloads.payload_log_max_bytes,
                                                    backups=payloads.payload_log_backups)  # fmt: skip
 
-        tracing = Tracing.from_environment()
+        tracing = tracing_from_environment()
         loader = VersionLoader(repository, make_backend, make_batcher, metrics, limits, check_probes=root is not None,
                                equip=equip, tracing=tracing)  # fmt: skip
         # A single artifact keeps its state in memory; a repository's is shared by every process and kept.

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -38,9 +38,11 @@ from service.core.quotas import charge_images
 from service.core.schemas import PredictOptions
 from service.core.telemetry.recorder import RequestTelemetry
 from service.core.telemetry.stages import RequestTiming
-from service.core.telemetry.tracing import Tracing
 from service.core.types import BatchOutput, Limits, RawInput
 from service.core.version_stats import VersionStats
+
+if TYPE_CHECKING:
+    from service.core.telemetry.tracing import Tracing
 
 log = logging.getLogger(__name__)
 

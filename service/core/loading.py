@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from model.admission import load_module
 from model.probes import check_probes, probe_batch
@@ -16,8 +17,10 @@ from service.core.backend import Backend
 from service.core.batcher import Batcher
 from service.core.inference import Inference
 from service.core.metrics import Metrics
-from service.core.telemetry.tracing import Tracing
 from service.core.types import Limits
+
+if TYPE_CHECKING:
+    from service.core.telemetry.tracing import Tracing
 
 BackendFactory = Callable[[ModelVersion], Backend]
 BatcherFactory = Callable[[Backend], Batcher]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from service.core.metrics import Metrics
 from service.core.telemetry.stages import RequestTiming, StageMetrics
-from service.core.telemetry.tracing import Tracing
+
+if TYPE_CHECKING:
+    from service.core.telemetry.tracing import Tracing
 
 
 class RequestTelemetry:
@@ -15,13 +18,14 @@ class RequestTelemetry:
         self.stages = StageMetrics(metrics, version, route)
         self.tracing = tracing
         self.version, self.route = version, route
+        self._span_attributes = None if tracing is None else tracing.attributes(route, version)
 
     def start(self, arrived: float | None, carrier: Mapping[str, str] | None) -> RequestTiming:
         """A request that arrived at ``arrived`` (perf_counter; None: now); ``carrier`` holds its headers
         (``traceparent``), read only when tracing is on."""
         timing = RequestTiming() if arrived is None else RequestTiming(arrived)
         if self.tracing is not None:
-            self.tracing.start_request(timing, self.route, self.version, carrier)
+            self.tracing.start_request(timing, self.route, self._span_attributes, carrier)
         return timing
 
     def answered(self, timing: RequestTiming) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from service.core.metrics import Metrics
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span
+    from service.core.telemetry.tracing import RequestSpan
 
 STAGES = ("read", "decode", "queue", "assembly", "model", "encode")
 
@@ -46,7 +46,7 @@ class RequestTiming:
     answered: float = 0.0
     encoded: float = 0.0
     batch: BatchTiming | None = None
-    span: Span | None = None  # recording: the request was sampled
+    span: RequestSpan | None = None  # the request was sampled
 
     def durations(self) -> tuple[float, ...]:
         """Seconds in each of :data:`STAGES`, in that order; once the request is encoded."""

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -19,12 +18,12 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from ops.local_servers import ServerProcess
 from ops.otlp_receiver import OtlpReceiver, ReceivedSpan
 from service.core.telemetry.stages import STAGES
-from service.core.telemetry.tracing import Tracing
 from tests.bursts import burst, post_request
-from tests.servers import REPO, gateway_process
+from tests.servers import gateway_process
 
 V1 = "/v1/predict"
 V2 = "/v2/models/digits/infer"
+SERVER, ERROR = 2, 2  # OTLP's span kind and status code
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +68,18 @@ def spans_of(receiver: OtlpReceiver, trace_ids: set[str], count: int, timeout: f
     while True:
         spans = [span for span in receiver.received() if span.trace_id in trace_ids]
         if len(spans) >= count or time.monotonic() > deadline:
+            return spans
+        time.sleep(0.1)
+
+
+def new_spans(
+    receiver: OtlpReceiver, seen: int, wanted: Callable[[ReceivedSpan], bool], timeout: float = 30
+) -> list[ReceivedSpan]:
+    """The spans received after the first ``seen`` that are ``wanted``, once there is one at least."""
+    deadline = time.monotonic() + timeout
+    while True:
+        spans = [span for span in receiver.received()[seen:] if wanted(span)]
+        if spans or time.monotonic() > deadline:
             return spans
         time.sleep(0.1)
 
@@ -148,22 +159,57 @@ def test_exemplars_carry_the_trace_ids_of_traced_requests(gateway: ServerProcess
     assert all(trace_id in ids for ids in exemplars.values()), exemplars  # in the bucket of each of its stages
 
 
-def test_tracing_is_off_unless_an_exporter_is_named() -> None:
-    assert Tracing.from_environment({}) is None
-    assert Tracing.from_environment({"OTEL_TRACES_EXPORTER": "none"}) is None
-    assert Tracing.from_environment({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "true"}) is None
-    with pytest.raises(ValueError, match="zipkin"):
-        Tracing.from_environment({"OTEL_TRACES_EXPORTER": "zipkin"})
+def test_a_request_without_a_traceparent_starts_a_trace_of_its_own(
+    gateway: ServerProcess, receiver: OtlpReceiver
+) -> None:
+    seen = len(receiver.received())
+    answer = httpx.post(f"{gateway.url}{V1}", content=v1_body(3), headers={"Content-Type": "application/json"})
+    assert answer.status_code == 200
+    (request,) = new_spans(receiver, seen, lambda span: span.name == V1 and not span.parent_span_id)  # always on
+    assert request.parent_span_id == "" and request.kind == SERVER and request.scope == "digits.inference"
+    spans = spans_of(receiver, {request.trace_id}, 1 + len(STAGES))
+    check_request_trace(spans, request.trace_id, "", V1)
 
 
-def test_off_the_sdk_is_not_even_imported() -> None:
-    script = (
-        "import sys; from service.app import create_app; create_app(); "
-        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry.sdk')))"
-    )
-    env = {"PATH": "", "OTEL_TRACES_EXPORTER": "none"}
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+def test_a_failed_request_has_a_span_with_its_error(gateway: ServerProcess, receiver: OtlpReceiver) -> None:
+    header, trace_id, parent = traceparent()
+    answer = httpx.post(
+        f"{gateway.url}{V1}", content=b'{"instances": [{"pixels": [[1, 2]]}]}',
+        headers={"Content-Type": "application/json", "traceparent": header},
+    )  # fmt: skip
+    assert answer.status_code == 422, answer.text
+    (request,) = spans_of(receiver, {trace_id}, 1)
+    assert request.parent_span_id == parent and request.name == V1 and request.kind == SERVER
+    assert request.status == ERROR
+    assert request.events["exception"]["exception.type"] == "ApiError"
+    assert answer.json()["error"]["message"] in request.events["exception"]["exception.message"]
+    time.sleep(0.5)  # a failed request has no stage spans
+    assert [span.name for span in receiver.received() if span.trace_id == trace_id] == [V1]
+
+
+def test_the_sampler_is_the_one_the_environment_names(receiver: OtlpReceiver, tmp_path: Path) -> None:
+    env = {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_SERVICE_NAME": "digits-under-test",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0",  # no trace of its own; a caller's sampled trace is followed
+    }
+    with gateway_process(tmp_path, env) as server:
+        seen = len(receiver.received())
+        sampled, sampled_id, sampled_parent = traceparent()
+        unsampled, unsampled_id, _ = traceparent()
+        for headers in ({}, {"traceparent": unsampled[:-2] + "00"}, {"traceparent": sampled}):
+            answer = httpx.post(
+                f"{server.url}{V1}", content=v1_body(5), headers={"Content-Type": "application/json", **headers}
+            )
+            assert answer.status_code == 200
+        spans = spans_of(receiver, {sampled_id}, 1 + len(STAGES))
+        check_request_trace(spans, sampled_id, sampled_parent, V1)
+        time.sleep(0.5)
+    ours = {"", sampled_id, unsampled_id}  # a trace of its own, or one of the callers'
+    requests = [
+        span for span in receiver.received()[seen:] if span.name == V1 and {span.trace_id, span.parent_span_id} & ours
+    ]
+    assert [span.trace_id for span in requests] == [sampled_id]
