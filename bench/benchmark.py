@@ -8,6 +8,8 @@ is recorded as skipped with the reason, and the run goes on with the next one.
 The whole sequence runs several rounds, so a burst of noise from a shared machine hits one
 round of one target rather than the ratios between targets: each cell reports its median
 round whole (percentiles and CPU of that same round) with every round's throughput beside it.
+Each round starts one target further along the list, so that no target always runs first or
+always follows the same one.
 """
 
 from __future__ import annotations
@@ -258,7 +260,7 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress = print) -> Benchm
         for number in range(1, config.rounds + 1):
             if config.rounds > 1:
                 progress(f"round {number} of {config.rounds}")
-            for name in targets:
+            for name in rotated(targets, number - 1):
                 target = TARGETS[name]()
                 try:
                     target.start(context)
@@ -274,6 +276,15 @@ def run_benchmark(config: BenchmarkConfig, progress: Progress = print) -> Benchm
     run.skipped = first_per_cell(run.skipped)
     run.machine["load_average_after"] = list(os.getloadavg())
     return run
+
+
+def rotated(targets: Sequence[str], by: int) -> list[str]:
+    """The targets in the order of round ``by`` (from 0): each round starts one further along, so that no target
+    always runs first, or always right after the same one."""
+    if not targets:
+        return []
+    by %= len(targets)
+    return [*targets[by:], *targets[:by]]
 
 
 def median_rounds(rows: Sequence[Measurement]) -> list[Measurement]:

@@ -117,9 +117,9 @@ def _rounds(rounds: int) -> str:
     if rounds == 1:
         return "One round: each cell was measured once. "
     return (
-        f"{rounds} rounds, every target measured once per round in turn: each cell is its median round "
-        "(req/s, percentiles and CPU all of that round) and *rounds* gives the lowest and highest req/s of the "
-        "rounds, the spread that noise on this machine caused. "
+        f"{rounds} rounds, every target measured once per round in turn, each round starting one target further "
+        "along the list: each cell is its median round (req/s, percentiles and CPU all of that round) and *rounds* "
+        "gives the lowest and highest req/s of the rounds, the spread that noise on this machine caused. "
     )
 
 

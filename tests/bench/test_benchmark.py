@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from bench.benchmark import TARGETS, BenchmarkConfig, _measure_target, median_rounds, parse_cpus, run_benchmark
+from bench.benchmark import (
+    TARGETS,
+    BenchmarkConfig,
+    _measure_target,
+    median_rounds,
+    parse_cpus,
+    rotated,
+    run_benchmark,
+)
 from bench.report import to_markdown
 from bench.results import BenchmarkRun, Measurement
 from bench.targets import BenchContext, EchoTarget, NaiveTarget, ProcessTarget, TargetError
@@ -57,12 +65,18 @@ def test_rounds_interleave_targets_and_report_the_median_round(artifact: Path, t
         assert len(row.round_rps) == 3, row
         assert row.rps == sorted(row.round_rps)[1], row
     measured = [line.split()[0] for line in lines if line.split()[0] in config.targets]
-    assert measured == ["fastapi-echo", "model-loop"] * 3
+    assert measured == ["fastapi-echo", "model-loop", "model-loop", "fastapi-echo", "fastapi-echo", "model-loop"]
     assert run.settings["rounds"] == 3
 
 
 def cell(target: str, rps: float, p99: float) -> Measurement:
     return Measurement(target, "pixels", 8, int(rps), 1.0, rps, 0, p99 / 2, p99, p99, p99, 1.0, 0.1)
+
+
+def test_each_round_starts_one_target_further_along() -> None:
+    targets = ["a", "b", "c"]
+    assert [rotated(targets, by) for by in range(4)] == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], targets]
+    assert rotated([], 2) == []
 
 
 def test_the_median_round_is_kept_whole() -> None:
