@@ -41,6 +41,7 @@ from bench.targets import (
     TargetError,
     TracedGatewayTarget,
     TracedNiceReceiverGatewayTarget,
+    UnsampledTracedGatewayTarget,
 )
 from bench.torchserve_targets import GatewayOverTorchServeTarget, TorchServeTarget
 from bench.wrk import Wrk, WrkError
@@ -65,6 +66,7 @@ TARGETS: dict[str, Callable[[], Target]] = {
         DriftOffGatewayTarget,
         ShadowGatewayTarget,
         TracedGatewayTarget,
+        UnsampledTracedGatewayTarget,
         TracedNiceReceiverGatewayTarget,
         TorchServeTarget,
         GatewayOverTorchServeTarget,

@@ -326,6 +326,17 @@ class TracedGatewayTarget(GatewayTarget):
         }
 
 
+class UnsampledTracedGatewayTarget(TracedGatewayTarget):
+    """As ``gateway-traced``, sampling nothing: what turning tracing on costs every request, apart from the spans."""
+
+    name = "gateway-traced-unsampled"
+    description = (
+        "the gateway with tracing on and nothing sampled (parentbased_traceidratio 0): the cost that every request "
+        "pays once tracing is on, without the sampled ones' spans and their export"
+    )
+    sampled = "0"
+
+
 class TracedNiceReceiverGatewayTarget(TracedGatewayTarget):
     """As ``gateway-traced``, with the receiver at the lowest CPU priority: on a 2-core machine the receiver decoding
     every span competes with the gateway for the same cores, which a collector on another machine would not."""

@@ -193,6 +193,6 @@ def test_targets_run_ceilings_first_and_ours_last() -> None:
         "model-loop", "model-loop-previous", "model-loop-previous-release", "fastapi-echo", "fastapi-naive",
         "litserve", "bentoml", "gateway-previous", "gateway-previous-release", "gateway", "gateway-drift-off",
         "gateway-shadow",
-        "gateway-traced", "gateway-traced-nice-receiver",
+        "gateway-traced", "gateway-traced-unsampled", "gateway-traced-nice-receiver",
         "torchserve", "gateway-torchserve",
     ]  # fmt: skip
