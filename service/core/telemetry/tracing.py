@@ -113,8 +113,7 @@ class Tracing:
         span, batch = timing.span, timing.batch
         if span is None or batch is None:
             return
-        self._send(REQUESTS, span.name, span.context, span.parent, timing.started, timing.encoded, span.attributes,
-                   kind=SpanKind.SERVER)  # fmt: skip
+        self._send_request(span, timing.started, timing.encoded)
         bounds = (
             timing.started,
             timing.read,
@@ -139,9 +138,14 @@ class Tracing:
             "exception.message": str(error),
             "exception.stacktrace": "".join(traceback.format_exception(error)),
         })  # fmt: skip
-        self._send(REQUESTS, span.name, span.context, span.parent, timing.started, time.perf_counter(),
-                   span.attributes, kind=SpanKind.SERVER, status=Status(StatusCode.ERROR, type(error).__name__),
-                   events=(exception,))  # fmt: skip
+        failed = Status(StatusCode.ERROR, type(error).__name__)
+        self._send_request(span, timing.started, time.perf_counter(), status=failed, events=(exception,))
+
+    def _send_request(
+        self, span: RequestSpan, start: float, end: float, status: Status = UNSET, events: Sequence[Event] = ()
+    ) -> None:
+        self._send(REQUESTS, span.name, span.context, span.parent, start, end, span.attributes, kind=SpanKind.SERVER,
+                   status=status, events=events)  # fmt: skip
 
     def _send(
         self,

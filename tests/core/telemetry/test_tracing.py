@@ -62,24 +62,19 @@ def v2_body(seed: int) -> bytes:
                                      "data": pixels.ravel().tolist()}]})  # fmt: skip
 
 
-def spans_of(receiver: OtlpReceiver, trace_ids: set[str], count: int, timeout: float = 30) -> list[ReceivedSpan]:
+def spans_of(receiver: OtlpReceiver, trace_ids: set[str], count: int) -> list[ReceivedSpan]:
     """The received spans of ``trace_ids``, once there are ``count`` of them (the exporter sends in batches)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        spans = [span for span in receiver.received() if span.trace_id in trace_ids]
-        if len(spans) >= count or time.monotonic() > deadline:
-            return spans
-        time.sleep(0.1)
+    return new_spans(receiver, 0, lambda span: span.trace_id in trace_ids, count)
 
 
 def new_spans(
-    receiver: OtlpReceiver, seen: int, wanted: Callable[[ReceivedSpan], bool], timeout: float = 30
+    receiver: OtlpReceiver, seen: int, wanted: Callable[[ReceivedSpan], bool], count: int = 1, timeout: float = 30
 ) -> list[ReceivedSpan]:
-    """The spans received after the first ``seen`` that are ``wanted``, once there is one at least."""
+    """The spans received after the first ``seen`` that are ``wanted``, once there are ``count`` of them."""
     deadline = time.monotonic() + timeout
     while True:
         spans = [span for span in receiver.received()[seen:] if wanted(span)]
-        if spans or time.monotonic() > deadline:
+        if len(spans) >= count or time.monotonic() > deadline:
             return spans
         time.sleep(0.1)
 
